@@ -1,0 +1,3 @@
+from bulkcall.cli import main
+
+main()

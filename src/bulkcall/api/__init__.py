@@ -1,0 +1,1 @@
+"""HTTP layer only: routing, request parsing, envelopes. Rules live in services and domain."""

@@ -1,0 +1,25 @@
+"""One module per resource; ``ROUTERS`` is what the app mounts under ``/api/v1``."""
+
+from fastapi import APIRouter
+
+from bulkcall.api.routes import (
+    agents,
+    contact_imports,
+    contact_lists,
+    contacts,
+    dnc,
+    phone_numbers,
+    telephony_connections,
+    workspace,
+)
+
+ROUTERS: list[APIRouter] = [
+    workspace.router,
+    agents.router,
+    telephony_connections.router,
+    phone_numbers.router,
+    contacts.router,
+    contact_imports.router,
+    contact_lists.router,
+    dnc.router,
+]

@@ -1,0 +1,83 @@
+"""The FastAPI application: conventions, routers, start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from bulkcall import __version__
+from bulkcall.api.errors import install_error_handlers
+from bulkcall.api.middleware import (
+    BodySizeLimitMiddleware,
+    IdempotencyMiddleware,
+    NulRejectMiddleware,
+    RequestContextMiddleware,
+)
+from bulkcall.api.responses import COMMON_ERRORS
+from bulkcall.api.routes import ROUTERS
+from bulkcall.db.engine import Database
+from bulkcall.kit.clock import Clock, SystemClock
+from bulkcall.services.background import BackgroundJobs
+from bulkcall.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+bulkcall runs bulk outbound call campaigns. Every response is an envelope:
+`{"data", "meta", "message", "request_id"}` on success and
+`{"error", "error_code", "details", "errors", "request_id"}` on failure, with an `X-Request-Id` header.
+Authenticate with `X-Api-Key: sk_...` or `Authorization: Bearer sk_...`. POSTs accept an
+`Idempotency-Key` header (replayed for 24 h).
+"""
+
+
+def create_app(settings: Settings, *, database: Database | None = None, clock: Clock | None = None) -> FastAPI:
+    """Build the app. ``database`` and ``clock`` are injectable for tests and the demo."""
+    owns_database = database is None
+    db = database or Database(settings.database_url)
+    jobs = BackgroundJobs()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from bulkcall.services.startup import on_startup
+
+        await on_startup(app)
+        try:
+            yield
+        finally:
+            await jobs.shutdown()
+            if owns_database:
+                await db.dispose()
+
+    app = FastAPI(
+        title="bulkcall",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=COMMON_ERRORS,
+    )
+    app.state.settings = settings
+    app.state.database = db
+    app.state.clock = clock or SystemClock()
+    app.state.jobs = jobs
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", tags=["meta"], operation_id="healthz", summary="Liveness probe (no auth)")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    # Added innermost first: the request context must wrap everything else.
+    app.add_middleware(IdempotencyMiddleware, database=lambda: app.state.database, clock=lambda: app.state.clock)
+    app.add_middleware(NulRejectMiddleware)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_json_bytes=settings.max_json_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app

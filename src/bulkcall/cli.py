@@ -1,0 +1,101 @@
+"""The ``bulkcall`` command line (names pinned in docs/operations.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from bulkcall.settings import get_settings
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="bulkcall: bulk outbound call campaigns.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+Host = Annotated[str, typer.Option(help="Interface to listen on")]
+Port = Annotated[int, typer.Option(help="TCP port")]
+
+
+def _run_server(host: str, port: int) -> None:
+    import uvicorn
+
+    from bulkcall.app import create_app
+    from bulkcall.kit.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """API (and, once it exists, the dispatcher) in one process; migrates the database first."""
+    from bulkcall.db.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    _run_server(host, port)
+
+
+@app.command()
+def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """API only (run `bulkcall db upgrade` first); several may run behind a load balancer on PostgreSQL."""
+    _run_server(host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from bulkcall.db.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    typer.echo("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    workspace: Annotated[str, typer.Option(help="Workspace name (created if it does not exist)")],
+    scope: Annotated[list[str] | None, typer.Option(help="Scope to grant (repeat); default: all scopes")] = None,
+    name: Annotated[str | None, typer.Option(help="A label for the key")] = None,
+) -> None:
+    """Create an API key; the key alone is printed on the last line of stdout."""
+    from bulkcall.db.engine import Database
+    from bulkcall.db.migrate import upgrade
+    from bulkcall.kit.clock import SystemClock
+    from bulkcall.kit.errors import ValidationFailed
+    from bulkcall.services.workspaces import create_key
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+
+    async def run() -> str:
+        database = Database(settings.database_url)
+        try:
+            async with database.session(write=True) as session, session.begin():
+                ws, plain = await create_key(session, workspace, scope, SystemClock().now(), name)
+                typer.echo(f"workspace {ws.name} (id {ws.id}); scopes: {', '.join(scope or ['all'])}")
+                return plain
+        finally:
+            await database.dispose()
+
+    try:
+        plain_key = asyncio.run(run())
+    except ValidationFailed as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(plain_key)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Storage: models, repositories (every query lives there), engine and migrations."""

@@ -1,0 +1,31 @@
+"""All tables; importing this module registers every model on ``Base.metadata``."""
+
+from bulkcall.db.models.agent import Agent
+from bulkcall.db.models.base import Base
+from bulkcall.db.models.contact import (
+    Contact,
+    ContactImport,
+    ContactImportError,
+    ContactList,
+    ContactListMember,
+    DncEntry,
+)
+from bulkcall.db.models.idempotency import IdempotencyRecord
+from bulkcall.db.models.telephony import PhoneNumber, TelephonyConnection
+from bulkcall.db.models.workspace import ApiKey, Workspace
+
+__all__ = [
+    "Agent",
+    "ApiKey",
+    "Base",
+    "Contact",
+    "ContactImport",
+    "ContactImportError",
+    "ContactList",
+    "ContactListMember",
+    "DncEntry",
+    "IdempotencyRecord",
+    "PhoneNumber",
+    "TelephonyConnection",
+    "Workspace",
+]

@@ -1,0 +1,1 @@
+"""Repositories: every query lives here, built from a session; services never write SQL."""

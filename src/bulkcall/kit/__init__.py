@@ -1,0 +1,1 @@
+"""Shared plumbing used by every layer: errors, envelopes, clock, logging."""

@@ -1,0 +1,1 @@
+"""Request and response shapes shared by the HTTP layer and the services."""

@@ -1,0 +1,88 @@
+"""Base classes and field types every request and response shape builds on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+T = TypeVar("T")
+
+
+def _iso_utc(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+# Times leave the API as ISO 8601 in UTC with a ``Z``.
+UtcDatetime = Annotated[datetime, PlainSerializer(_iso_utc, return_type=str, when_used="json")]
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(max_length=1000)]
+LongText = Annotated[str, StringConstraints(max_length=10_000)]
+
+
+class RequestModel(BaseModel):
+    """Every request body: unknown fields are an error, so typos are never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatchModel(RequestModel):
+    """A partial update: omitted fields stay as they are; ``null`` only where a field may be empty."""
+
+    nullable_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _reject_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable_fields:
+            raise ValueError("may not be null")
+        return value
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PageMeta(BaseModel):
+    count: int = Field(description="Total rows matching the query")
+    page: int
+    per_page: int
+    pages: int = Field(description="Total pages")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """The success envelope of every JSON response."""
+
+    data: T
+    meta: dict[str, Any] = Field(default_factory=dict)
+    message: str | None = None
+    request_id: str
+
+
+class ListEnvelope(BaseModel, Generic[T]):
+    """The success envelope of a paginated list."""
+
+    data: list[T]
+    meta: PageMeta
+    message: str | None = None
+    request_id: str
+
+
+class ErrorEnvelope(BaseModel):
+    """The error envelope of every failed request."""
+
+    error: str
+    error_code: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    errors: dict[str, list[str]] = Field(default_factory=dict)
+    request_id: str

@@ -1,0 +1,39 @@
+"""In-process background jobs (contact imports) that outlive the request that started them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from bulkcall.kit.logging import get_logger
+
+log = get_logger("bulkcall.jobs")
+
+
+class BackgroundJobs:
+    """Keeps a reference to each running job (so it is not garbage-collected) and cancels them on shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self, name: str, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background_job_failed", job=task.get_name(), error=repr(task.exception()))
+
+    async def wait_idle(self) -> None:
+        """Wait until every job started so far has finished (tests and the CLI use this)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,140 @@
+"""Shared fixtures: every API test runs on SQLite, and on PostgreSQL when BULKCALL_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from bulkcall.app import create_app
+from bulkcall.db.engine import Database
+from bulkcall.db.migrate import upgrade
+from bulkcall.db.models import Base
+from bulkcall.kit.clock import SystemClock
+from bulkcall.services.workspaces import create_key
+from bulkcall.settings import Settings
+
+POSTGRES_URL = os.environ.get("BULKCALL_TEST_POSTGRES_URL")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES_URL, reason="BULKCALL_TEST_POSTGRES_URL is not set"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets a copy (much faster than migrating again)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A migrated PostgreSQL database for this test session (and xdist worker), dropped at the end."""
+    assert POSTGRES_URL is not None
+    name = f"bulkcall_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = make_url(POSTGRES_URL)
+    admin_dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_postgres(url: str) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "bulkcall.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, allow_private_webhook_urls=True)
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, database=database)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client without credentials."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client
+
+
+async def new_key(database: Database, workspace: str = "acme", scopes: list[str] | None = None) -> str:
+    async with database.session(write=True) as session, session.begin():
+        _, plain = await create_key(session, workspace, scopes, SystemClock().now())
+    return plain
+
+
+@pytest.fixture
+async def api(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated as workspace ``acme`` with every scope."""
+    key = await new_key(database)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver/api/v1",
+        headers={"X-Api-Key": key},
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def other_api(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of another workspace (``globex``), for tenant-isolation tests."""
+    key = await new_key(database, "globex")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver/api/v1",
+        headers={"X-Api-Key": key},
+    ) as client:
+        yield client
+
+
+def data(response: httpx.Response, status: int = 200) -> Any:
+    """The ``data`` of a success envelope, asserting the status first (with the body on failure)."""
+    assert response.status_code == status, response.text
+    return response.json()["data"]
