@@ -9,11 +9,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 T = TypeVar("T")
 
@@ -47,6 +50,24 @@ class PatchModel(RequestModel):
         if value is None and info.field_name not in cls.nullable_fields:
             raise ValueError("may not be null")
         return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # Fields are typed ``X | None = None`` only so they may be omitted; the schema must say null is refused.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        for name, prop in schema.get("properties", {}).items():
+            variants = prop.get("anyOf")
+            if name in cls.nullable_fields or not variants:
+                continue
+            kept = [variant for variant in variants if variant.get("type") != "null"]
+            prop.pop("anyOf")
+            if len(kept) == 1:
+                prop.update(kept[0])
+            else:
+                prop["anyOf"] = kept
+            if prop.get("default", ...) is None:
+                prop.pop("default")
+        return schema
 
 
 class ResponseModel(BaseModel):
