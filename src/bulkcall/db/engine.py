@@ -65,6 +65,8 @@ def configure_sqlite(sync_engine: Any) -> None:
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     url = async_url(database_url)
+    # Keep statement parameters (they may carry secrets) out of exception messages and logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_directory(database_url)
         engine = create_async_engine(url, **kwargs)
