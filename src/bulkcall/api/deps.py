@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.engine import Database
@@ -116,3 +116,8 @@ def _page_params(
 
 
 Pagination = Annotated[PageParams, Depends(_page_params)]
+
+
+# Largest id PostgreSQL's BIGINT holds: a larger id can never name a row (and must not reach the driver).
+MAX_ROW_ID = 2**63 - 1
+PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Resource id")]
