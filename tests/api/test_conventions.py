@@ -96,3 +96,23 @@ async def test_openapi_documents_error_envelope(anon: httpx.AsyncClient) -> None
     operation = schema["paths"]["/api/v1/workspace"]["patch"]
     assert {"401", "403", "422", "500"} <= set(operation["responses"])
     assert (await anon.get("/docs")).status_code == 200
+
+
+async def test_lone_surrogate_in_body_is_422(api: httpx.AsyncClient) -> None:
+    response = await api.patch(
+        "/workspace", content=b'{"name": "a\\ud800b"}', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error_code"] == "VALIDATION_ERROR"
+
+
+async def test_paired_surrogates_are_ordinary_text(api: httpx.AsyncClient) -> None:
+    response = await api.patch(
+        "/workspace", content=b'{"name": "smile \\ud83d\\ude00"}', headers={"Content-Type": "application/json"}
+    )
+    assert data(response)["name"] == "smile \U0001f600"
+
+
+async def test_invalid_utf8_in_query_is_422(api: httpx.AsyncClient) -> None:
+    response = await api.get("/contacts?search=%FF")
+    assert response.status_code == 422

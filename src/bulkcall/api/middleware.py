@@ -1,6 +1,7 @@
 """ASGI middleware applying the API's conventions to every request, one mechanism each.
 
-Order, outermost first: request context (id, 500 envelope) → body size limit → NUL rejection
+Order, outermost first: request context (id, 500 envelope) → body size limit → unstorable text (NUL, lone
+surrogates)
 → idempotency. Each is plain ASGI so a streamed upload is never buffered unless it must be.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 import time
 import uuid
@@ -169,18 +171,27 @@ def replay_receive(body: bytes) -> Receive:
     return receive
 
 
-def _nul_in_json(value: Any) -> bool:
+def _unstorable(text: str) -> bool:
+    """NUL and lone UTF-16 surrogates: valid in JSON, but no database can store them as text."""
+    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _unstorable_in_json(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _unstorable(value)
     if isinstance(value, dict):
-        return any(_nul_in_json(k) or _nul_in_json(v) for k, v in value.items())
+        return any(_unstorable_in_json(k) or _unstorable_in_json(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_nul_in_json(v) for v in value)
+        return any(_unstorable_in_json(v) for v in value)
     return False
 
 
-class NulRejectMiddleware:
-    """NUL characters cannot be stored as text (PostgreSQL refuses them): reject them as input errors."""
+# Cheap byte-level hints that a JSON body may hold such characters; only then is it parsed.
+_SUSPECT = re.compile(rb"\x00|\\u0000|\\u[dD][89a-fA-F]")
+
+
+class UnstorableTextMiddleware:
+    """Reject text no database can store (NUL, lone surrogates) as a 422, before it reaches a query."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -190,35 +201,29 @@ class NulRejectMiddleware:
             await self.app(scope, receive, send)
             return
         raw_path = scope.get("raw_path") or scope.get("path", "").encode()
-        query = scope.get("query_string", b"")
-        if b"\x00" in unquote(raw_path.decode("latin-1")).encode("latin-1", "replace") or "\x00" in unquote(
-            query.decode("latin-1")
-        ):
-            await _send_response(send, _nul_error("query"))
-            return
+        for part in (raw_path, scope.get("query_string", b"")):
+            if _unstorable(unquote(part.decode("latin-1"), errors="surrogateescape")):
+                await _send_response(send, _unstorable_error("query"))
+                return
         content_type = (_header(scope, b"content-type") or "").lower()
         if "json" not in content_type:
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)
-        if b"\x00" in body or b"\\u0000" in body:
+        if _SUSPECT.search(body):
             try:
-                has_nul = b"\x00" in body or _nul_in_json(json.loads(body))
+                rejected = b"\x00" in body or _unstorable_in_json(json.loads(body))
             except ValueError:
-                has_nul = True
-            if has_nul:
-                await _send_response(send, _nul_error("body"))
+                rejected = False  # malformed JSON: the 400 comes from the JSON parser
+            if rejected:
+                await _send_response(send, _unstorable_error("body"))
                 return
         await self.app(scope, replay_receive(body), send)
 
 
-def _nul_error(where: str) -> Any:
-    return error_response(
-        422,
-        "VALIDATION_ERROR",
-        "NUL characters are not allowed",
-        errors={where: ["NUL characters are not allowed"]},
-    )
+def _unstorable_error(where: str) -> Any:
+    message = "NUL characters and unpaired surrogates are not allowed"
+    return error_response(422, "VALIDATION_ERROR", message, errors={where: [message]})
 
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
