@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,12 +14,13 @@ from bulkcall.api.errors import install_error_handlers
 from bulkcall.api.middleware import (
     BodySizeLimitMiddleware,
     IdempotencyMiddleware,
-    NulRejectMiddleware,
     RequestContextMiddleware,
+    UnstorableTextMiddleware,
 )
 from bulkcall.api.responses import COMMON_ERRORS
 from bulkcall.api.routes import ROUTERS
 from bulkcall.db.engine import Database
+from bulkcall.dispatch.sweeps import run_every, start_scheduled_campaigns
 from bulkcall.kit.clock import Clock, SystemClock
 from bulkcall.services.background import BackgroundJobs
 from bulkcall.settings import Settings
@@ -34,8 +36,17 @@ Authenticate with `X-Api-Key: sk_...` or `Authorization: Bearer sk_...`. POSTs a
 """
 
 
-def create_app(settings: Settings, *, database: Database | None = None, clock: Clock | None = None) -> FastAPI:
-    """Build the app. ``database`` and ``clock`` are injectable for tests and the demo."""
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    background_loops: bool = False,
+) -> FastAPI:
+    """Build the app. ``database`` and ``clock`` are injectable for tests and the demo.
+
+    ``background_loops`` runs the engine's sweeps in this process (``bulkcall serve``; not ``bulkcall api``).
+    """
     owns_database = database is None
     db = database or Database(settings.database_url)
     jobs = BackgroundJobs()
@@ -45,9 +56,19 @@ def create_app(settings: Settings, *, database: Database | None = None, clock: C
         from bulkcall.services.startup import on_startup
 
         await on_startup(app)
+        loops = []
+        if background_loops:
+            loops.append(
+                asyncio.create_task(
+                    run_every(1.0, "start_scheduled_campaigns", lambda: start_scheduled_campaigns(db, app.state.clock))
+                )
+            )
         try:
             yield
         finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             await jobs.shutdown()
             if owns_database:
                 await db.dispose()
@@ -73,7 +94,7 @@ def create_app(settings: Settings, *, database: Database | None = None, clock: C
 
     # Added innermost first: the request context must wrap everything else.
     app.add_middleware(IdempotencyMiddleware, database=lambda: app.state.database, clock=lambda: app.state.clock)
-    app.add_middleware(NulRejectMiddleware)
+    app.add_middleware(UnstorableTextMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_json_bytes=settings.max_json_body_bytes,

@@ -24,7 +24,7 @@ Host = Annotated[str, typer.Option(help="Interface to listen on")]
 Port = Annotated[int, typer.Option(help="TCP port")]
 
 
-def _run_server(host: str, port: int) -> None:
+def _run_server(host: str, port: int, *, background_loops: bool) -> None:
     import uvicorn
 
     from bulkcall.app import create_app
@@ -32,22 +32,23 @@ def _run_server(host: str, port: int) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    application = create_app(settings, background_loops=background_loops)
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()
 def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """API (and, once it exists, the dispatcher) in one process; migrates the database first."""
+    """API and background loops (the dispatcher, as it grows) in one process; migrates the database first."""
     from bulkcall.db.migrate import upgrade
 
     upgrade(get_settings().database_url)
-    _run_server(host, port)
+    _run_server(host, port, background_loops=True)
 
 
 @app.command()
 def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     """API only (run `bulkcall db upgrade` first); several may run behind a load balancer on PostgreSQL."""
-    _run_server(host, port)
+    _run_server(host, port, background_loops=False)
 
 
 @db_app.command("upgrade")

@@ -41,3 +41,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """An instant as the text UTCDateTime stores on SQLite, for hand-written SQL (text compares in order)."""
+    return value.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_TIMESTAMP_FORMAT)

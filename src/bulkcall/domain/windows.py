@@ -28,9 +28,7 @@ class DayWindow:
 
 def default_windows() -> dict[str, dict[str, Any]]:
     """Mon–Fri 09:00–18:00, weekends off."""
-    return {
-        day: {"enabled": day not in ("sat", "sun"), "start": "09:00", "end": "18:00"} for day in DAYS
-    }
+    return {day: {"enabled": day not in ("sat", "sun"), "start": "09:00", "end": "18:00"} for day in DAYS}
 
 
 def parse_minute(value: str) -> int:

@@ -21,7 +21,14 @@ def _add_request_id(_logger: Any, _name: str, event: MutableMapping[str, Any]) -
 
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    # These log every SQL statement with its parameters (credentials among them), whatever our level.
+    for noisy in ("aiosqlite", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from bulkcall.api.routes import (
     agents,
+    campaigns,
     contact_imports,
     contact_lists,
     contacts,
@@ -22,4 +23,6 @@ ROUTERS: list[APIRouter] = [
     contact_imports.router,
     contact_lists.router,
     dnc.router,
+    campaigns.router,
+    campaigns.templates_router,
 ]

@@ -2,6 +2,14 @@
 
 from bulkcall.db.models.agent import Agent
 from bulkcall.db.models.base import Base
+from bulkcall.db.models.campaign import (
+    CallTask,
+    Campaign,
+    CampaignAudienceEntry,
+    CampaignEvent,
+    CampaignPhoneNumber,
+    CampaignTemplate,
+)
 from bulkcall.db.models.contact import (
     Contact,
     ContactImport,
@@ -18,6 +26,12 @@ __all__ = [
     "Agent",
     "ApiKey",
     "Base",
+    "CallTask",
+    "Campaign",
+    "CampaignAudienceEntry",
+    "CampaignEvent",
+    "CampaignPhoneNumber",
+    "CampaignTemplate",
     "Contact",
     "ContactImport",
     "ContactImportError",

@@ -1,0 +1,217 @@
+"""Launch benchmark: a campaign over N contacts (1% on the DNC list, 1% duplicate audience entries).
+
+Launch creates every task with one INSERT ... SELECT. Printed: launch seconds, tasks/s, peak memory, and
+the ratio against a bare INSERT ... SELECT of the same number of rows measured in the same run.
+
+    uv run python bench/launch.py [--contacts 1000000] [--postgres URL]
+
+PostgreSQL runs too when --postgres or BULKCALL_TEST_POSTGRES_URL is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    peak_rss_mb,
+    pg_dsn,
+    postgres_database,
+    postgres_url_from_env,
+    sqlite_database,
+    sqlite_path,
+    timed,
+)
+
+from bulkcall.db.engine import Database  # noqa: E402
+from bulkcall.domain.lifecycle import Action  # noqa: E402
+from bulkcall.services import campaigns  # noqa: E402
+from bulkcall.services.context import ServiceContext  # noqa: E402
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+STAMP = "2026-11-27 12:00:00.000000"
+
+# One workspace, an agent, a connection, a number, a list with every contact, a draft campaign over the
+# list, 1% of the contacts on the DNC list and 1% of them also added as explicit entries (duplicates).
+SETUP_SQLITE = """
+INSERT INTO workspaces (id, name, concurrency_cap, created_at, updated_at) VALUES (1, 'bench', NULL, :t, :t);
+INSERT INTO agents (id, workspace_id, name, status, runtime, variables, created_at, updated_at)
+    VALUES (1, 1, 'agent', 'active', '{}', '[]', :t, :t);
+INSERT INTO telephony_connections (id, workspace_id, name, provider, config, secrets, concurrency_limit,
+    calls_per_second, created_at, updated_at) VALUES (1, 1, 'sim', 'simulator', '{}', '{}', 50, 10, :t, :t);
+INSERT INTO phone_numbers (id, workspace_id, telephony_connection_id, e164, status, spam_flagged, country,
+    created_at, updated_at) VALUES (1, 1, 1, '+14155550100', 'active', false, 'US', :t, :t);
+INSERT INTO contact_lists (id, workspace_id, name, created_at, updated_at) VALUES (1, 1, 'all', :t, :t);
+"""
+
+
+def seed_sqlite(url: str, contacts: int) -> None:
+    conn = sqlite3.connect(sqlite_path(url))
+    conn.executescript(SETUP_SQLITE.replace(":t", f"'{STAMP}'"))
+    conn.execute(
+        """
+        WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?)
+        INSERT INTO contacts (id, workspace_id, phone_e164, first_name, country, phone_timezones, tags,
+                              custom_fields, created_at, updated_at)
+        SELECT n, 1, '+1212' || printf('%07d', n), 'Name' || n, 'US', 'America/New_York', '[]',
+               '{"plan": "pro"}', ?, ? FROM seq
+        """,
+        (contacts, STAMP, STAMP),
+    )
+    conn.execute(
+        "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) SELECT 1, id, ? FROM contacts",
+        (STAMP,),
+    )
+    conn.execute(
+        "INSERT INTO dnc_entries (workspace_id, phone_e164, reason, created_at) "
+        "SELECT 1, phone_e164, 'bench', ? FROM contacts WHERE id % 100 = 7",
+        (STAMP,),
+    )
+    conn.execute(_campaign_sql(), (STAMP, STAMP))
+    conn.execute("INSERT INTO campaign_phone_numbers (campaign_id, phone_number_id) VALUES (1, 1)")
+    conn.execute(
+        "INSERT INTO campaign_audience (campaign_id, contact_id) SELECT 1, id FROM contacts WHERE id % 100 = 3"
+    )
+    conn.commit()
+    conn.close()
+
+
+def seed_postgres(url: str, contacts: int) -> None:
+    with psycopg.connect(pg_dsn(url)) as conn:
+        for statement in SETUP_SQLITE.replace(":t", f"'{STAMP}+00'").split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            """
+            INSERT INTO contacts (id, workspace_id, phone_e164, first_name, country, phone_timezones, tags,
+                                  custom_fields, created_at, updated_at)
+            SELECT n, 1, '+1212' || lpad(n::text, 7, '0'), 'Name' || n, 'US', 'America/New_York', '[]',
+                   '{"plan": "pro"}', %s, %s FROM generate_series(1, %s) n
+            """,
+            (NOW, NOW, contacts),
+        )
+        conn.execute(
+            "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) "
+            "SELECT 1, id, %s FROM contacts",
+            (NOW,),
+        )
+        conn.execute(
+            "INSERT INTO dnc_entries (workspace_id, phone_e164, reason, created_at) "
+            "SELECT 1, phone_e164, 'bench', %s FROM contacts WHERE id %% 100 = 7",
+            (NOW,),
+        )
+        conn.execute(_campaign_sql().replace("?", "%s"), (NOW, NOW))
+        conn.execute("INSERT INTO campaign_phone_numbers (campaign_id, phone_number_id) VALUES (1, 1)")
+        conn.execute(
+            "INSERT INTO campaign_audience (campaign_id, contact_id) SELECT 1, id FROM contacts WHERE id % 100 = 3"
+        )
+        for table in ("workspaces", "agents", "telephony_connections", "phone_numbers", "contact_lists", "contacts",
+                      "campaigns"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        conn.execute("ANALYZE")
+
+
+def _campaign_sql() -> str:
+    return """
+        INSERT INTO campaigns (id, workspace_id, name, status, agent_id, timezone, timezone_mode, trigger_mode,
+            call_windows, max_retries, retry_delay_minutes, retry_delays, retry_on_voicemail, priority,
+            prefer_country_match, record_calls, call_variables, metadata, contact_list_id,
+            audience_materialized_to, created_at, updated_at)
+        VALUES (1, 1, 'bench', 'draft', 1, 'UTC', 'callee_local', 'immediate',
+            '{"mon": {"enabled": true, "start": "00:00", "end": "24:00"}}', 2, 60, '{}', false, 5,
+            true, true, '{"offer": "spring"}', '{}', 1, 0, ?, ?)
+    """
+
+
+async def launch(url: str) -> float:
+    database = Database(url)
+    try:
+        with timed() as elapsed:
+            async with database.session(write=True) as session, session.begin():
+                ctx = ServiceContext(session=session, workspace_id=1, now=NOW)
+                campaign = await campaigns.apply_action(ctx, 1, Action.LAUNCH)
+                assert campaign.status == "running"
+        return elapsed[0]
+    finally:
+        await database.dispose()
+
+
+BASELINE = (
+    "INSERT INTO bench_baseline (campaign_id, contact_id, status, created_at) "
+    "SELECT 1, contact_id, 'pending', {now} FROM contact_list_members WHERE contact_list_id = 1"
+)
+
+
+def baseline_sqlite(url: str) -> float:
+    conn = sqlite3.connect(sqlite_path(url))
+    conn.execute("CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY, campaign_id INT, contact_id INT, "
+                 "status TEXT, created_at TEXT)")
+    with timed() as elapsed:
+        conn.execute(BASELINE.format(now=f"'{STAMP}'"))
+        conn.commit()
+    conn.close()
+    return elapsed[0]
+
+
+def baseline_postgres(url: str) -> float:
+    with psycopg.connect(pg_dsn(url)) as conn:
+        conn.execute("CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, campaign_id BIGINT, contact_id BIGINT, "
+                     "status TEXT, created_at TIMESTAMPTZ)")
+        conn.commit()
+        with timed() as elapsed:
+            conn.execute(BASELINE.format(now="now()"))
+            conn.commit()
+    return elapsed[0]
+
+
+def check(url: str, contacts: int, postgres: bool) -> dict[str, int]:
+    query = "SELECT status, skip_reason, count(*) FROM call_tasks GROUP BY status, skip_reason"
+    if postgres:
+        with psycopg.connect(pg_dsn(url)) as conn:
+            rows = conn.execute(query).fetchall()
+    else:
+        conn = sqlite3.connect(sqlite_path(url))
+        rows = conn.execute(query).fetchall()
+        conn.close()
+    counts = {f"{status}:{reason}" if reason else status: count for status, reason, count in rows}
+    assert sum(counts.values()) == contacts + contacts // 100, counts
+    return counts
+
+
+def run(label: str, url: str, contacts: int, postgres: bool) -> None:
+    print(f"[{label}] seeding {contacts:,} contacts ...", flush=True)
+    (seed_postgres if postgres else seed_sqlite)(url, contacts)
+    seconds = asyncio.run(launch(url))
+    counts = check(url, contacts, postgres)
+    tasks = sum(counts.values())
+    base = (baseline_postgres if postgres else baseline_sqlite)(url)
+    print(
+        f"[{label}] launch created {tasks:,} tasks in {seconds:.2f} s ({tasks / seconds:,.0f} tasks/s); "
+        f"bare INSERT ... SELECT of {contacts:,} rows {base:.2f} s; ratio {seconds / base:.1f}x; "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+    )
+    print(f"[{label}] tasks by status: {counts}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--postgres", default=postgres_url_from_env())
+    args = parser.parse_args()
+    with sqlite_database() as url:
+        run("sqlite", url, args.contacts, postgres=False)
+    if args.postgres:
+        with postgres_database(args.postgres) as url:
+            run("postgresql", url, args.contacts, postgres=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bulkcall.db.models.base import Base, IdMixin, TimestampMixin
+from bulkcall.db.types import IdType, JsonType
+
+
+class Campaign(IdMixin, TimestampMixin, Base):
+    """A bulk call campaign: configuration, lifecycle state and its stamps."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_workspace_id_status", "workspace_id", "status"),)
+
+    workspace_id: Mapped[int] = mapped_column(IdType, ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int] = mapped_column(IdType, ForeignKey("agents.id", ondelete="RESTRICT"), index=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    timezone_mode: Mapped[str] = mapped_column(String(24))
+    concurrency_limit: Mapped[int | None]
+    primary_phone_number_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("phone_numbers.id", ondelete="SET NULL")
+    )
+    trigger_mode: Mapped[str] = mapped_column(String(16))
+    scheduled_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    call_windows: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    max_retries: Mapped[int]
+    retry_delay_minutes: Mapped[int]
+    retry_delays: Mapped[dict[str, int]] = mapped_column(JsonType)
+    retry_on_voicemail: Mapped[bool] = mapped_column(Boolean)
+    max_voicemail_attempts: Mapped[int | None]
+    priority: Mapped[int]
+    prefer_country_match: Mapped[bool] = mapped_column(Boolean)
+    record_calls: Mapped[bool] = mapped_column(Boolean)
+    call_variables: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # ``metadata`` is reserved on declarative classes; the column keeps the API's name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType)
+    contact_list_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("contact_lists.id", ondelete="SET NULL"))
+    template_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("campaign_templates.id", ondelete="SET NULL"))
+    # Audience entries up to this id have become tasks (entries added later while running get theirs on add).
+    audience_materialized_to: Mapped[int]
+    launched_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    resumed_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+
+class CampaignPhoneNumber(Base):
+    """A caller ID in a campaign's number pool."""
+
+    __tablename__ = "campaign_phone_numbers"
+
+    campaign_id: Mapped[int] = mapped_column(IdType, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    phone_number_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("phone_numbers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class CampaignAudienceEntry(IdMixin, Base):
+    """One audience entry of a campaign before launch, in the order it was added.
+
+    ``contact_id`` is NULL for an inline row whose phone could not be read; launch turns that entry into a
+    task skipped as ``invalid_number`` (``raw_phone`` keeps what was given), so nothing a user sent is lost.
+    """
+
+    __tablename__ = "campaign_audience"
+    __table_args__ = (Index("ix_campaign_audience_campaign_id_id", "campaign_id", "id"),)
+
+    campaign_id: Mapped[int] = mapped_column(IdType, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("contacts.id", ondelete="CASCADE"))
+    raw_phone: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CallTask(IdMixin, Base):
+    """One contact in one campaign: the unit the dispatcher works on.
+
+    No foreign keys on purpose: launch inserts up to millions of rows in one statement and per-row FK
+    checks would dominate it. Tasks are only created from validated audiences (``materialize_tasks``),
+    campaigns with tasks cannot be deleted, and the phone is kept on the task.
+
+    The variables an agent gets are derived (``domain.variables.task_variables``) from the campaign's
+    ``call_variables`` and the contact, so launch writes no per-task JSON.
+    """
+
+    __tablename__ = "call_tasks"
+    __table_args__ = (
+        Index("ix_call_tasks_campaign_id_status", "campaign_id", "status"),
+        Index("ix_call_tasks_campaign_id_id", "campaign_id", "id"),
+        Index("ix_call_tasks_campaign_id_contact_id", "campaign_id", "contact_id"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(IdType)
+    campaign_id: Mapped[int] = mapped_column(IdType)
+    contact_id: Mapped[int | None] = mapped_column(IdType)
+    phone_e164: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    blocker: Mapped[str | None] = mapped_column(String(32))
+    next_eligible_at: Mapped[datetime | None]
+    # The zone(s) the windows apply in and where they came from, fixed at launch.
+    timezones: Mapped[str | None] = mapped_column(String(400))
+    timezone_source: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(2))
+    attempts: Mapped[int]
+    voicemail_attempts: Mapped[int]
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    caller_phone_number_id: Mapped[int | None] = mapped_column(IdType)
+    cost: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
+class CampaignEvent(IdMixin, Base):
+    """A lifecycle or call event, written in the same transaction as the change (the webhook outbox)."""
+
+    __tablename__ = "campaign_events"
+    __table_args__ = (Index("ix_campaign_events_campaign_id_id", "campaign_id", "id"),)
+
+    workspace_id: Mapped[int] = mapped_column(IdType, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime]
+
+
+class CampaignTemplate(IdMixin, TimestampMixin, Base):
+    """A saved campaign configuration (a create body without its audience)."""
+
+    __tablename__ = "campaign_templates"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[int] = mapped_column(IdType, ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # Not a foreign key: campaigns already reference templates, and a cycle would need deferred DDL.
+    # Deleting a (draft) campaign clears it (CampaignRepository.delete).
+    source_campaign_id: Mapped[int | None] = mapped_column(IdType)
+    config: Mapped[dict[str, Any]] = mapped_column(JsonType)

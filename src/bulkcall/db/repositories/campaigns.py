@@ -1,0 +1,367 @@
+"""Campaigns, their number pools, audiences, tasks, events and templates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bulkcall.db.models import (
+    CallTask,
+    Campaign,
+    CampaignAudienceEntry,
+    CampaignEvent,
+    CampaignPhoneNumber,
+    CampaignTemplate,
+    Contact,
+    ContactListMember,
+    PhoneNumber,
+    TelephonyConnection,
+)
+from bulkcall.db.repositories.base import WorkspaceRepository
+from bulkcall.db.types import sqlite_timestamp
+
+
+class CampaignRepository(WorkspaceRepository[Campaign]):
+    model = Campaign
+
+    async def get_for_update(self, campaign_id: int) -> Campaign | None:
+        """The campaign row, locked on PostgreSQL so concurrent lifecycle actions serialise."""
+        query = self.scoped().where(Campaign.id == campaign_id)
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row: Campaign | None = (await self.session.execute(query)).scalar_one_or_none()
+        return row
+
+    async def delete(self, row: Campaign) -> None:
+        await self.session.execute(
+            update(CampaignTemplate)
+            .where(CampaignTemplate.source_campaign_id == row.id)
+            .values(source_campaign_id=None)
+        )
+        await super().delete(row)
+
+    def filtered(self, status: str | None, search: str | None) -> Any:
+        query = self.scoped()
+        if status:
+            query = query.where(Campaign.status == status)
+        if search:
+            query = query.where(func.lower(Campaign.name).contains(search.lower(), autoescape=True))
+        return query
+
+    # -- number pool ---------------------------------------------------------------------------------------
+
+    async def pool_ids(self, campaign_ids: Sequence[int]) -> dict[int, list[int]]:
+        pools: dict[int, list[int]] = {campaign_id: [] for campaign_id in campaign_ids}
+        if not campaign_ids:
+            return pools
+        rows = await self.session.execute(
+            select(CampaignPhoneNumber.campaign_id, CampaignPhoneNumber.phone_number_id)
+            .where(CampaignPhoneNumber.campaign_id.in_(list(campaign_ids)))
+            .order_by(CampaignPhoneNumber.phone_number_id)
+        )
+        for campaign_id, number_id in rows:
+            pools[campaign_id].append(number_id)
+        return pools
+
+    async def set_pool(self, campaign_id: int, number_ids: Sequence[int]) -> None:
+        await self.session.execute(delete(CampaignPhoneNumber).where(CampaignPhoneNumber.campaign_id == campaign_id))
+        if number_ids:
+            await self.session.execute(
+                insert(CampaignPhoneNumber),
+                [{"campaign_id": campaign_id, "phone_number_id": number_id} for number_id in sorted(set(number_ids))],
+            )
+
+    async def pool_numbers(self, campaign_id: int) -> list[tuple[PhoneNumber, TelephonyConnection]]:
+        rows = await self.session.execute(
+            select(PhoneNumber, TelephonyConnection)
+            .join(CampaignPhoneNumber, CampaignPhoneNumber.phone_number_id == PhoneNumber.id)
+            .join(TelephonyConnection, TelephonyConnection.id == PhoneNumber.telephony_connection_id)
+            .where(CampaignPhoneNumber.campaign_id == campaign_id)
+            .order_by(PhoneNumber.id)
+        )
+        return [(number, connection) for number, connection in rows]
+
+    # -- audience --------------------------------------------------------------------------------------------
+
+    async def add_audience(self, campaign_id: int, entries: Sequence[dict[str, Any]]) -> None:
+        """Append entries (``contact_id`` or ``raw_phone`` + ``error``) in order."""
+        if entries:
+            await self.session.execute(
+                insert(CampaignAudienceEntry),
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        "contact_id": entry.get("contact_id"),
+                        "raw_phone": entry.get("raw_phone"),
+                        "error": entry.get("error"),
+                    }
+                    for entry in entries
+                ],
+            )
+
+    async def clear_audience(self, campaign_id: int) -> None:
+        await self.session.execute(
+            delete(CampaignAudienceEntry).where(CampaignAudienceEntry.campaign_id == campaign_id)
+        )
+
+    async def audience_size(self, campaign: Campaign) -> int:
+        entries = await self.session.execute(
+            select(func.count())
+            .select_from(CampaignAudienceEntry)
+            .where(CampaignAudienceEntry.campaign_id == campaign.id)
+        )
+        total = int(entries.scalar_one())
+        if campaign.contact_list_id is not None:
+            members = await self.session.execute(
+                select(func.count())
+                .select_from(ContactListMember)
+                .where(ContactListMember.contact_list_id == campaign.contact_list_id)
+            )
+            total += int(members.scalar_one())
+        return total
+
+    async def audience_entries(self, campaign_id: int) -> list[CampaignAudienceEntry]:
+        rows = await self.session.execute(
+            select(CampaignAudienceEntry)
+            .where(CampaignAudienceEntry.campaign_id == campaign_id)
+            .order_by(CampaignAudienceEntry.id)
+        )
+        return list(rows.scalars())
+
+    async def audience_contact_ids(self, campaign: Campaign, limit: int) -> list[int]:
+        """Contact ids of the audience's own entries (not the list's members) in order, at most ``limit``."""
+        rows = await self.session.execute(
+            select(CampaignAudienceEntry.contact_id)
+            .where(CampaignAudienceEntry.campaign_id == campaign.id, CampaignAudienceEntry.contact_id.is_not(None))
+            .order_by(CampaignAudienceEntry.id)
+            .limit(limit)
+        )
+        return [contact_id for contact_id in rows.scalars() if contact_id is not None]
+
+    async def last_audience_entry_id(self, campaign_id: int) -> int:
+        result = await self.session.execute(
+            select(func.max(CampaignAudienceEntry.id)).where(CampaignAudienceEntry.campaign_id == campaign_id)
+        )
+        return int(result.scalar_one() or 0)
+
+    async def copy_audience(self, source_id: int, target_id: int) -> None:
+        await self.session.execute(
+            insert(CampaignAudienceEntry).from_select(
+                ["campaign_id", "contact_id", "raw_phone", "error"],
+                select(
+                    text(str(int(target_id))),
+                    CampaignAudienceEntry.contact_id,
+                    CampaignAudienceEntry.raw_phone,
+                    CampaignAudienceEntry.error,
+                )
+                .where(CampaignAudienceEntry.campaign_id == source_id)
+                .order_by(CampaignAudienceEntry.id),
+            )
+        )
+
+    # -- tasks -----------------------------------------------------------------------------------------------
+
+    async def materialize_tasks(
+        self,
+        campaign: Campaign,
+        *,
+        after_entry_id: int,
+        through_entry_id: int,
+        include_list: bool,
+        now: datetime,
+        next_eligible_at: datetime,
+        blocker: str | None,
+    ) -> None:
+        """Turn audience entries (and, at launch, the list's members) into tasks, set-based.
+
+        An entry becomes a task skipped as ``invalid_number`` (no contact), ``duplicate_phone`` (its contact
+        already has a task in this campaign or comes earlier in the audience) or ``dnc``; else ``pending``.
+        Entries are few and ordered, so they get a window function; the list, possibly millions of rows,
+        is read in its primary-key order and only compared with the entries.
+        """
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+        params: dict[str, Any] = {
+            "workspace_id": campaign.workspace_id,
+            "campaign_id": campaign.id,
+            "after_entry_id": after_entry_id,
+            "through_entry_id": through_entry_id,
+            "campaign_timezone": campaign.timezone,
+            "blocker": blocker,
+            "next_eligible_at": _bind_time(next_eligible_at, dialect),
+            "now": _bind_time(now, dialect),
+            "list_id": campaign.contact_list_id,
+        }
+        if dialect == "postgresql":
+            # JIT compilation costs more than it saves on these one-off bulk statements.
+            await self.session.execute(text("SET LOCAL jit = off"))
+        await self.session.execute(text(_ENTRY_TASKS), params)
+        if include_list and campaign.contact_list_id is not None:
+            await self.session.execute(text(_LIST_TASKS), params)
+
+    async def task_counts(self, campaign_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        counts: dict[int, dict[str, int]] = {campaign_id: {} for campaign_id in campaign_ids}
+        if not campaign_ids:
+            return counts
+        rows = await self.session.execute(
+            select(CallTask.campaign_id, CallTask.status, func.count())
+            .where(CallTask.campaign_id.in_(list(campaign_ids)))
+            .group_by(CallTask.campaign_id, CallTask.status)
+        )
+        for campaign_id, status, count in rows:
+            counts[campaign_id][status] = int(count)
+        return counts
+
+    async def cancel_undialed_tasks(self, campaign_id: int, now: datetime) -> None:
+        """Every task not yet handed to a carrier ends ``cancelled``; calls in flight finish on their own."""
+        await self.session.execute(
+            update(CallTask)
+            .where(CallTask.campaign_id == campaign_id, CallTask.status.in_(("pending", "retry_pending", "queued")))
+            .values(status="cancelled", blocker=None, next_eligible_at=None, updated_at=now, completed_at=now)
+        )
+
+    def tasks_query(self, campaign_id: int, status: str | None, outcome: str | None) -> Any:
+        query = select(CallTask).where(CallTask.campaign_id == campaign_id)
+        if status:
+            query = query.where(CallTask.status == status)
+        if outcome:
+            query = query.where(CallTask.last_outcome == outcome)
+        return query.order_by(CallTask.id)
+
+    async def page_tasks(
+        self, query: Any, page: int, per_page: int
+    ) -> tuple[list[tuple[CallTask, Contact | None]], int]:
+        """One page of tasks, each with its contact (for the variables), and the total."""
+        counted = select(func.count()).select_from(query.order_by(None).subquery())
+        total = int((await self.session.execute(counted)).scalar_one())
+        rows = await self.session.execute(
+            query.add_columns(Contact)
+            .outerjoin(Contact, Contact.id == CallTask.contact_id)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+        return [(task, contact) for task, contact in rows], total
+
+    async def get_task(self, campaign_id: int, task_id: int) -> tuple[CallTask, Contact | None] | None:
+        row = (
+            await self.session.execute(
+                select(CallTask, Contact)
+                .outerjoin(Contact, Contact.id == CallTask.contact_id)
+                .where(CallTask.campaign_id == campaign_id, CallTask.id == task_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    # -- events ----------------------------------------------------------------------------------------------
+
+    def record_event(self, campaign: Campaign, event_type: str, data: dict[str, Any], now: datetime) -> None:
+        self.session.add(
+            CampaignEvent(
+                workspace_id=campaign.workspace_id, campaign_id=campaign.id, type=event_type, data=data, created_at=now
+            )
+        )
+
+    async def events(self, campaign_id: int) -> list[CampaignEvent]:
+        rows = await self.session.execute(
+            select(CampaignEvent).where(CampaignEvent.campaign_id == campaign_id).order_by(CampaignEvent.id)
+        )
+        return list(rows.scalars())
+
+
+class TemplateRepository(WorkspaceRepository[CampaignTemplate]):
+    model = CampaignTemplate
+
+    async def by_name(self, name: str) -> CampaignTemplate | None:
+        row: CampaignTemplate | None = (
+            await self.session.execute(self.scoped().where(CampaignTemplate.name == name))
+        ).scalar_one_or_none()
+        return row
+
+    def search(self, search: str | None) -> Any:
+        query = self.scoped()
+        if search:
+            query = query.where(or_(func.lower(CampaignTemplate.name).contains(search.lower(), autoescape=True)))
+        return query
+
+
+def _bind_time(value: datetime, dialect: str) -> Any:
+    """Raw SQL bypasses the UTCDateTime type, so bind what it would store."""
+    return sqlite_timestamp(value) if dialect == "sqlite" else value
+
+
+async def due_scheduled_campaigns(session: AsyncSession, now: datetime) -> list[tuple[int, int]]:
+    """(workspace_id, campaign_id) of scheduled campaigns whose start time has come, across workspaces."""
+    rows = await session.execute(
+        select(Campaign.workspace_id, Campaign.id)
+        .where(Campaign.status == "scheduled", Campaign.scheduled_at <= now)
+        .order_by(Campaign.scheduled_at, Campaign.id)
+    )
+    return [(int(workspace_id), int(campaign_id)) for workspace_id, campaign_id in rows]
+
+
+# The columns every new task gets, from a row ``x`` with the contact's columns and its ``skip_reason``.
+_TASK_INSERT = """
+    INSERT INTO call_tasks (
+        workspace_id, campaign_id, contact_id, phone_e164, status, skip_reason, blocker, next_eligible_at,
+        timezones, timezone_source, country, attempts, voicemail_attempts, cost, created_at, updated_at,
+        completed_at)
+    SELECT
+        :workspace_id, :campaign_id, x.contact_id, x.phone_e164,
+        CASE WHEN x.skip_reason IS NULL THEN 'pending' ELSE 'skipped' END,
+        x.skip_reason,
+        CASE WHEN x.skip_reason IS NULL THEN :blocker END,
+        CASE WHEN x.skip_reason IS NULL THEN :next_eligible_at END,
+        COALESCE(x.timezone, x.phone_timezones, :campaign_timezone),
+        CASE WHEN x.timezone IS NOT NULL THEN 'contact_field'
+             WHEN x.phone_timezones IS NOT NULL THEN 'phone_number'
+             ELSE 'fallback' END,
+        x.country, 0, 0, 0, :now, :now,
+        CASE WHEN x.skip_reason IS NOT NULL THEN :now END
+"""
+
+# Audience entries not yet tasks, in order; the earliest entry of a contact wins.
+_ENTRY_TASKS = (
+    _TASK_INSERT  # noqa: S608 -- constant SQL text joined at import; values are bound parameters
+    + """
+    FROM (
+        SELECT a.id, c.id AS contact_id, COALESCE(c.phone_e164, a.raw_phone) AS phone_e164, c.timezone,
+               c.phone_timezones, c.country,
+               CASE WHEN c.id IS NULL THEN 'invalid_number'
+                    WHEN a.rn > 1 OR a.contact_id IN (
+                        SELECT p.contact_id FROM call_tasks p
+                        WHERE p.campaign_id = :campaign_id AND p.contact_id IS NOT NULL) THEN 'duplicate_phone'
+                    WHEN d.id IS NOT NULL THEN 'dnc' END AS skip_reason
+        FROM (
+            SELECT e.id, e.contact_id, e.raw_phone,
+                   ROW_NUMBER() OVER (PARTITION BY e.contact_id ORDER BY e.id) AS rn
+            FROM campaign_audience e
+            WHERE e.campaign_id = :campaign_id AND e.id > :after_entry_id AND e.id <= :through_entry_id
+        ) a
+        LEFT JOIN contacts c ON c.id = a.contact_id AND c.workspace_id = :workspace_id
+        LEFT JOIN dnc_entries d ON d.workspace_id = :workspace_id AND d.phone_e164 = c.phone_e164
+    ) x
+    ORDER BY x.id
+"""
+)
+
+# At launch, the list's members after the entries: a member the entries already hold is a duplicate.
+_LIST_TASKS = (
+    _TASK_INSERT  # noqa: S608 -- constant SQL text joined at import; values are bound parameters
+    + """
+    FROM (
+        SELECT c.id AS contact_id, c.phone_e164, c.timezone, c.phone_timezones, c.country,
+               CASE WHEN m.contact_id IN (
+                        SELECT e.contact_id FROM campaign_audience e
+                        WHERE e.campaign_id = :campaign_id AND e.contact_id IS NOT NULL) THEN 'duplicate_phone'
+                    WHEN d.id IS NOT NULL THEN 'dnc' END AS skip_reason
+        FROM contact_list_members m
+        JOIN contacts c ON c.id = m.contact_id AND c.workspace_id = :workspace_id
+        LEFT JOIN dnc_entries d ON d.workspace_id = :workspace_id AND d.phone_e164 = c.phone_e164
+        WHERE m.contact_list_id = :list_id
+        ORDER BY m.contact_id
+    ) x
+"""
+)
