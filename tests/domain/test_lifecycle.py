@@ -42,7 +42,11 @@ def test_each_transition_moves_to_its_target(current: S, action: A, expected: S)
 
 
 def test_launch_with_a_scheduled_trigger_goes_to_scheduled() -> None:
-    assert transition(S.DRAFT, A.LAUNCH, scheduled=True).status is S.SCHEDULED
+    assert transition(S.DRAFT, A.LAUNCH, waits_for_start=True).status is S.SCHEDULED
+
+
+def test_resuming_a_campaign_paused_before_its_start_goes_back_to_scheduled() -> None:
+    assert transition(S.PAUSED, A.RESUME, waits_for_start=True).status is S.SCHEDULED
 
 
 @pytest.mark.parametrize(("current", "action"), sorted(NO_OPS))
@@ -89,18 +93,18 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.status = S.DRAFT
         self.history: list[tuple[S, A, S]] = []
 
-    @rule(action=st.sampled_from(list(Action)), scheduled=st.booleans())
-    def act(self, action: A, scheduled: bool) -> None:
+    @rule(action=st.sampled_from(list(Action)), waits=st.booleans())
+    def act(self, action: A, waits: bool) -> None:
         before = self.status
         try:
-            result = transition(before, action, scheduled=scheduled)
+            result = transition(before, action, waits_for_start=waits)
         except InvalidTransition:
             assert (before, action) not in TRANSITIONS
             assert (before, action) not in NO_OPS
             return
         if result.changed:
             expected = TRANSITIONS[(before, action)]
-            if action is A.LAUNCH and scheduled:
+            if action in (A.LAUNCH, A.RESUME) and waits:
                 expected = S.SCHEDULED
             assert result.status is expected
         else:

@@ -64,7 +64,7 @@ EDITABLE_FIELDS: dict[CampaignStatus, frozenset[str] | None] = {
     S.DRAFT: None,
     S.PAUSED: None,
     S.RUNNING: frozenset({"name", "priority", "concurrency_limit", "metadata"}),
-    S.SCHEDULED: frozenset(),
+    S.SCHEDULED: frozenset({"name", "priority", "concurrency_limit", "metadata"}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
 }
@@ -83,14 +83,18 @@ class TransitionResult:
     changed: bool
 
 
-def transition(current: CampaignStatus, action: Action, *, scheduled: bool = False) -> TransitionResult:
-    """Apply ``action`` to a campaign in ``current``; ``scheduled`` says a launch waits for scheduled_at."""
+def transition(current: CampaignStatus, action: Action, *, waits_for_start: bool = False) -> TransitionResult:
+    """Apply ``action`` to a campaign in ``current``.
+
+    ``waits_for_start``: the campaign has a scheduled start still ahead, so launching (or resuming one that
+    was paused before it started) leads to ``scheduled`` rather than ``running``.
+    """
     if (current, action) in NO_OPS:
         return TransitionResult(current, changed=False)
     target = TRANSITIONS.get((current, action))
     if target is None:
         raise InvalidTransition(current, action)
-    if action is A.LAUNCH and scheduled:
+    if action in (A.LAUNCH, A.RESUME) and waits_for_start:
         target = S.SCHEDULED
     return TransitionResult(target, changed=True)
 

@@ -522,9 +522,14 @@ async def apply_action(ctx: ServiceContext, campaign_id: int, action: Action, re
     """Launch, pause, resume or cancel; a repeat that changes nothing is a no-op, an illegal one a 409."""
     campaign = await get_campaign(ctx, campaign_id, for_update=True)
     current = CampaignStatus(campaign.status)
-    scheduled = campaign.trigger_mode == "scheduled"
+    # A scheduled start still ahead: launch waits for it, and so does a resume of a campaign paused before it.
+    waits_for_start = (
+        campaign.trigger_mode == "scheduled"
+        and campaign.started_at is None
+        and (action is Action.LAUNCH or (campaign.scheduled_at is not None and campaign.scheduled_at > ctx.now))
+    )
     try:
-        result = lifecycle.transition(current, action, scheduled=scheduled)
+        result = lifecycle.transition(current, action, waits_for_start=waits_for_start)
     except InvalidTransition:
         raise _invalid(current, action.value) from None
     if not result.changed:
@@ -557,6 +562,8 @@ async def apply_action(ctx: ServiceContext, campaign_id: int, action: Action, re
     elif action is Action.RESUME:
         campaign.resumed_at = ctx.now
         campaign.pause_reason = None
+        if result.status is CampaignStatus.RUNNING and campaign.started_at is None:
+            campaign.started_at = ctx.now
     elif action is Action.CANCEL:
         campaign.cancelled_at = ctx.now
         await repo.cancel_undialed_tasks(campaign.id, ctx.now)
