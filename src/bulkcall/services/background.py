@@ -16,12 +16,25 @@ class BackgroundJobs:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._daemons: set[asyncio.Task[Any]] = set()
 
     def start(self, name: str, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         return task
+
+    def start_daemon(self, name: str, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A loop that lives as long as the app (e.g. a sweeper); ``wait_idle`` does not wait for it."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._daemons.add(task)
+        task.add_done_callback(self._daemon_finished)
+        return task
+
+    def _daemon_finished(self, task: asyncio.Task[Any]) -> None:
+        self._daemons.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background_daemon_failed", job=task.get_name(), error=repr(task.exception()))
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -34,6 +47,7 @@ class BackgroundJobs:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def shutdown(self) -> None:
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *self._daemons]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

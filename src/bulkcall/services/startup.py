@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from bulkcall.db.engine import Database
 from bulkcall.kit.clock import Clock
-from bulkcall.services import workspaces
+from bulkcall.kit.logging import get_logger
+from bulkcall.services import contact_imports, workspaces
+from bulkcall.services.background import BackgroundJobs
 from bulkcall.settings import Settings
+
+log = get_logger("bulkcall.startup")
+
+# How often a running API looks for imports whose process died (see contact_imports.ABANDONED_AFTER).
+ABANDONED_IMPORT_SWEEP_SECONDS = 30.0
 
 
 async def on_startup(app: FastAPI) -> None:
@@ -17,3 +26,23 @@ async def on_startup(app: FastAPI) -> None:
     if settings.bootstrap_api_key is not None:
         async with database.session(write=True) as session, session.begin():
             await workspaces.ensure_bootstrap_key(session, settings.bootstrap_api_key.get_secret_value(), clock.now())
+    # Imports a dead process left queued/running: nobody will finish them. A job advances its row at
+    # least once a batch, so "not advanced for ABANDONED_AFTER" means its process is gone, even when
+    # several API processes share one PostgreSQL database (a live job elsewhere is left alone).
+    failed = await contact_imports.fail_abandoned_imports(database, clock.now())
+    if failed:
+        log.warning("contact_imports_interrupted", count=failed)
+    jobs: BackgroundJobs = app.state.jobs
+    jobs.start_daemon("contact_import_sweeper", _sweep_abandoned_imports(database, clock))
+
+
+async def _sweep_abandoned_imports(database: Database, clock: Clock) -> None:
+    while True:
+        await asyncio.sleep(ABANDONED_IMPORT_SWEEP_SECONDS)
+        try:
+            failed = await contact_imports.fail_abandoned_imports(database, clock.now())
+        except Exception:
+            log.exception("contact_import_sweep_failed")
+            continue
+        if failed:
+            log.warning("contact_imports_interrupted", count=failed)
