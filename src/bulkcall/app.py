@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +19,7 @@ from bulkcall.api.middleware import (
 from bulkcall.api.responses import COMMON_ERRORS
 from bulkcall.api.routes import ROUTERS
 from bulkcall.db.engine import Database
-from bulkcall.dispatch.sweeps import run_every, start_scheduled_campaigns
+from bulkcall.dispatch.sweeps import start_scheduled_campaigns
 from bulkcall.kit.clock import Clock, SystemClock
 from bulkcall.services.background import BackgroundJobs
 from bulkcall.settings import Settings
@@ -56,19 +55,11 @@ def create_app(
         from bulkcall.services.startup import on_startup
 
         await on_startup(app)
-        loops = []
         if background_loops:
-            loops.append(
-                asyncio.create_task(
-                    run_every(1.0, "start_scheduled_campaigns", lambda: start_scheduled_campaigns(db, app.state.clock))
-                )
-            )
+            jobs.every(1.0, "start_scheduled_campaigns", lambda: start_scheduled_campaigns(db, app.state.clock))
         try:
             yield
         finally:
-            for loop in loops:
-                loop.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
             await jobs.shutdown()
             if owns_database:
                 await db.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bulkcall.db.engine import Database
 from bulkcall.kit.clock import Clock
 from bulkcall.kit.errors import Forbidden, Unauthorized
+from bulkcall.schemas.base import MAX_ROW_ID
 from bulkcall.services.context import ServiceContext
 from bulkcall.services.workspaces import Principal, authenticate
 from bulkcall.settings import Settings
@@ -118,6 +119,4 @@ def _page_params(
 Pagination = Annotated[PageParams, Depends(_page_params)]
 
 
-# Largest id PostgreSQL's BIGINT holds: a larger id can never name a row (and must not reach the driver).
-MAX_ROW_ID = 2**63 - 1
 PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Resource id")]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 from bulkcall.db.engine import Database
 from bulkcall.db.repositories.campaigns import due_scheduled_campaigns
 from bulkcall.kit.clock import Clock
@@ -29,15 +26,3 @@ async def start_scheduled_campaigns(database: Database, clock: Clock) -> int:
                 started += 1
                 log.info("campaign_started", campaign_id=campaign_id)
     return started
-
-
-async def run_every(seconds: float, name: str, step: Callable[[], Awaitable[object]]) -> None:
-    """Run ``step`` forever, ``seconds`` apart; an error is logged and the loop goes on."""
-    while True:
-        try:
-            await step()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("sweep_failed", sweep=name)
-        await asyncio.sleep(seconds)

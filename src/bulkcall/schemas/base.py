@@ -20,6 +20,10 @@ from pydantic_core import CoreSchema
 
 T = TypeVar("T")
 
+# Ids are 64-bit on PostgreSQL: a larger value can never name a row (and must not reach the driver).
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
 
 def _iso_utc(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")

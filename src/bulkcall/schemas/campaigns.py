@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
-from bulkcall.schemas.base import Name, PatchModel, RequestModel, ResponseModel, UtcDatetime
-from bulkcall.schemas.contacts import ContactCreate, RowId, TimezoneName
+from bulkcall.schemas.base import Name, PatchModel, RequestModel, ResponseModel, RowId, UtcDatetime
+from bulkcall.schemas.contacts import ContactCreate, TimezoneName
 
 TriggerMode = Literal["immediate", "scheduled"]
 TimezoneMode = Literal["callee_local", "campaign_timezone"]

@@ -6,9 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from bulkcall.schemas.base import RequestModel, ResponseModel, UtcDatetime
+from bulkcall.schemas.base import MAX_ROW_ID, RequestModel, ResponseModel, UtcDatetime
 
-MAX_ID = 2**63 - 1  # ids are 64-bit on PostgreSQL
 ImportStatus = Literal["queued", "running", "completed", "failed"]
 CellText = Annotated[str, StringConstraints(max_length=1000)]
 
@@ -34,7 +33,7 @@ class ContactImportJson(RequestModel):
     rows: list[ContactImportRow] = Field(min_length=1)
     default_region: str | None = Field(default=None, description="ISO 3166 alpha-2, for national-format numbers")
     contact_list_id: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Add every imported contact to this list"
+        default=None, ge=1, le=MAX_ROW_ID, description="Add every imported contact to this list"
     )
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from bulkcall.db.models import ContactList
-from bulkcall.schemas.base import LongText, Name, PatchModel, RequestModel, ResponseModel, UtcDatetime
-from bulkcall.schemas.contacts import RowId
+from bulkcall.schemas.base import LongText, Name, PatchModel, RequestModel, ResponseModel, RowId, UtcDatetime
 
 MAX_MEMBERSHIP_IDS = 10_000
 

@@ -19,14 +19,10 @@ from bulkcall.domain.phones import ZONE_SEPARATOR, InvalidPhone, normalize, regi
 from bulkcall.domain.timezones import canonical_zone
 from bulkcall.schemas.base import PatchModel, RequestModel, ResponseModel, UtcDatetime
 
-# Largest id PostgreSQL's BIGINT holds: bigger values can never match a row.
-MAX_ID = 2**63 - 1
 MAX_TAGS = 100
 MAX_CUSTOM_FIELDS = 100
 MAX_CUSTOM_TEXT = 10_000
 _CUSTOM_FIELD_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _region(raw: str) -> str:

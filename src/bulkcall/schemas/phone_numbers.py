@@ -7,12 +7,11 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 
 from bulkcall.domain.phones import InvalidPhone, normalize, region_code
-from bulkcall.schemas.base import PatchModel, RequestModel, ResponseModel, UtcDatetime
+from bulkcall.schemas.base import MAX_ROW_ID, PatchModel, RequestModel, ResponseModel, UtcDatetime
 
 PhoneNumberStatus = Literal["active", "inactive"]
 
-MAX_ID = 2**63 - 1  # ids are 64-bit on PostgreSQL
-ConnectionRef = Annotated[int, Field(ge=1, le=MAX_ID, description="A telephony connection of this workspace")]
+ConnectionRef = Annotated[int, Field(ge=1, le=MAX_ROW_ID, description="A telephony connection of this workspace")]
 
 
 def _e164(raw: str) -> str:

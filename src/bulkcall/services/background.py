@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bulkcall.kit.logging import get_logger
@@ -31,6 +31,15 @@ class BackgroundJobs:
         task.add_done_callback(self._daemon_finished)
         return task
 
+    def every(
+        self, seconds: float, name: str, step: Callable[[], Awaitable[object]], *, first_after: float = 0.0
+    ) -> asyncio.Task[Any]:
+        """Run ``step`` every ``seconds`` (the first time after ``first_after``) until shutdown.
+
+        An error is logged and the loop goes on.
+        """
+        return self.start_daemon(name, _repeat(seconds, name, step, first_after))
+
     def _daemon_finished(self, task: asyncio.Task[Any]) -> None:
         self._daemons.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -51,3 +60,13 @@ class BackgroundJobs:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _repeat(seconds: float, name: str, step: Callable[[], Awaitable[object]], first_after: float) -> None:
+    await asyncio.sleep(first_after)
+    while True:
+        try:
+            await step()
+        except Exception:
+            log.exception("background_step_failed", job=name)
+        await asyncio.sleep(seconds)

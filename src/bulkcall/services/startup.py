@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
 
 from bulkcall.db.engine import Database
@@ -29,20 +27,17 @@ async def on_startup(app: FastAPI) -> None:
     # Imports a dead process left queued/running: nobody will finish them. A job advances its row at
     # least once a batch, so "not advanced for ABANDONED_AFTER" means its process is gone, even when
     # several API processes share one PostgreSQL database (a live job elsewhere is left alone).
+    await _fail_abandoned_imports(database, clock)
+    jobs: BackgroundJobs = app.state.jobs
+    jobs.every(
+        ABANDONED_IMPORT_SWEEP_SECONDS,
+        "contact_import_sweeper",
+        lambda: _fail_abandoned_imports(database, clock),
+        first_after=ABANDONED_IMPORT_SWEEP_SECONDS,
+    )
+
+
+async def _fail_abandoned_imports(database: Database, clock: Clock) -> None:
     failed = await contact_imports.fail_abandoned_imports(database, clock.now())
     if failed:
         log.warning("contact_imports_interrupted", count=failed)
-    jobs: BackgroundJobs = app.state.jobs
-    jobs.start_daemon("contact_import_sweeper", _sweep_abandoned_imports(database, clock))
-
-
-async def _sweep_abandoned_imports(database: Database, clock: Clock) -> None:
-    while True:
-        await asyncio.sleep(ABANDONED_IMPORT_SWEEP_SECONDS)
-        try:
-            failed = await contact_imports.fail_abandoned_imports(database, clock.now())
-        except Exception:
-            log.exception("contact_import_sweep_failed")
-            continue
-        if failed:
-            log.warning("contact_imports_interrupted", count=failed)

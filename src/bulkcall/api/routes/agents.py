@@ -9,11 +9,10 @@ from fastapi import APIRouter, Path, Query
 from bulkcall.api.deps import AgentsRead, AgentsWrite, Pagination
 from bulkcall.api.responses import error_responses, ok, paged
 from bulkcall.schemas.agents import AgentCreate, AgentOut, AgentStatus, AgentUpdate
-from bulkcall.schemas.base import Envelope, ListEnvelope
+from bulkcall.schemas.base import MAX_ROW_ID, Envelope, ListEnvelope
 from bulkcall.services import agents
 
-MAX_ID = 2**63 - 1  # ids are 64-bit on PostgreSQL
-AgentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Agent id")]
+AgentId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Agent id")]
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 

@@ -16,14 +16,14 @@ from bulkcall.api.errors import validation_errors
 from bulkcall.api.responses import error_responses, ok, paged
 from bulkcall.db.models import ContactImport
 from bulkcall.kit.errors import BadRequest, FieldErrors, ValidationFailed
-from bulkcall.schemas.base import Envelope, ListEnvelope
-from bulkcall.schemas.contact_imports import MAX_ID, ContactImportJson, ContactImportOut
+from bulkcall.schemas.base import MAX_ROW_ID, Envelope, ListEnvelope
+from bulkcall.schemas.contact_imports import ContactImportJson, ContactImportOut
 from bulkcall.services import contact_imports
 from bulkcall.services.context import ServiceContext
 
 router = APIRouter(tags=["contact_imports"])
 
-ImportId = Annotated[int, Path(ge=1, le=MAX_ID, description="Contact import id")]
+ImportId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Contact import id")]
 
 _CSV_FORM_FIELDS = {"file", "column_mapping", "default_region", "contact_list_id"}
 
@@ -134,8 +134,8 @@ async def _csv_import(request: Request, ctx: ServiceContext) -> tuple[ContactImp
             except ValueError:
                 problems.add("contact_list_id", "must be an integer")
             else:
-                if not 1 <= contact_list_id <= MAX_ID:
-                    problems.add("contact_list_id", f"must be between 1 and {MAX_ID}")
+                if not 1 <= contact_list_id <= MAX_ROW_ID:
+                    problems.add("contact_list_id", f"must be between 1 and {MAX_ROW_ID}")
         problems.raise_if_any()
         assert isinstance(upload, UploadFile)
         spooled = await asyncio.to_thread(contact_imports.spool_csv, upload.file)

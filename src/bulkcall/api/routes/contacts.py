@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from bulkcall.api.deps import MAX_ROW_ID, ContactsRead, ContactsWrite, Pagination, PathId
+from bulkcall.api.deps import ContactsRead, ContactsWrite, Pagination, PathId
 from bulkcall.api.responses import error_responses, ok, paged
 from bulkcall.db.repositories.contacts import ContactFilter
-from bulkcall.schemas.base import Envelope, ListEnvelope
+from bulkcall.schemas.base import MAX_ROW_ID, Envelope, ListEnvelope
 from bulkcall.schemas.contacts import ContactCreate, ContactOut, ContactUpdate
 from bulkcall.services import contacts
 

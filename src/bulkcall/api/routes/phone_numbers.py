@@ -8,12 +8,11 @@ from fastapi import APIRouter, Path, Query
 
 from bulkcall.api.deps import NumbersRead, NumbersWrite, Pagination
 from bulkcall.api.responses import error_responses, ok, paged
-from bulkcall.schemas.base import Envelope, ListEnvelope
+from bulkcall.schemas.base import MAX_ROW_ID, Envelope, ListEnvelope
 from bulkcall.schemas.phone_numbers import PhoneNumberCreate, PhoneNumberOut, PhoneNumberStatus, PhoneNumberUpdate
 from bulkcall.services import phone_numbers
 
-MAX_ID = 2**63 - 1  # ids are 64-bit on PostgreSQL
-NumberId = Annotated[int, Path(ge=1, le=MAX_ID, description="Phone number id")]
+NumberId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Phone number id")]
 
 router = APIRouter(prefix="/phone_numbers", tags=["phone_numbers"])
 
@@ -24,7 +23,7 @@ async def list_numbers(
     pagination: Pagination,
     status: Annotated[PhoneNumberStatus | None, Query(description="Only numbers with this status")] = None,
     telephony_connection_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Only numbers of this connection")
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="Only numbers of this connection")
     ] = None,
     country: Annotated[
         str | None, Query(min_length=2, max_length=2, description="Only numbers of this country (ISO alpha-2)")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from bulkcall.api.deps import NumbersRead, NumbersWrite, Pagination
 from bulkcall.api.responses import error_responses, ok, paged
-from bulkcall.schemas.base import Envelope, ListEnvelope
+from bulkcall.schemas.base import MAX_ROW_ID, Envelope, ListEnvelope
 from bulkcall.schemas.telephony import (
     ProviderName,
     TelephonyConnectionCreate,
@@ -17,8 +17,7 @@ from bulkcall.schemas.telephony import (
 )
 from bulkcall.services import telephony
 
-MAX_ID = 2**63 - 1  # ids are 64-bit on PostgreSQL
-ConnectionId = Annotated[int, Path(ge=1, le=MAX_ID, description="Telephony connection id")]
+ConnectionId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Telephony connection id")]
 
 router = APIRouter(prefix="/telephony_connections", tags=["telephony_connections"])
 
