@@ -21,7 +21,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     peak_rss_mb,
     pg_dsn,
     postgres_database,
@@ -30,11 +30,10 @@ from _common import (  # noqa: E402
     sqlite_path,
     timed,
 )
-
-from bulkcall.db.engine import Database  # noqa: E402
-from bulkcall.domain.lifecycle import Action  # noqa: E402
-from bulkcall.services import campaigns  # noqa: E402
-from bulkcall.services.context import ServiceContext  # noqa: E402
+from bulkcall.db.engine import Database
+from bulkcall.domain.lifecycle import Action
+from bulkcall.services import campaigns
+from bulkcall.services.context import ServiceContext
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 STAMP = "2026-11-27 12:00:00.000000"
@@ -99,8 +98,7 @@ def seed_postgres(url: str, contacts: int) -> None:
             (NOW, NOW, contacts),
         )
         conn.execute(
-            "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) "
-            "SELECT 1, id, %s FROM contacts",
+            "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) SELECT 1, id, %s FROM contacts",
             (NOW,),
         )
         conn.execute(
@@ -113,8 +111,15 @@ def seed_postgres(url: str, contacts: int) -> None:
         conn.execute(
             "INSERT INTO campaign_audience (campaign_id, contact_id) SELECT 1, id FROM contacts WHERE id % 100 = 3"
         )
-        for table in ("workspaces", "agents", "telephony_connections", "phone_numbers", "contact_lists", "contacts",
-                      "campaigns"):
+        for table in (
+            "workspaces",
+            "agents",
+            "telephony_connections",
+            "phone_numbers",
+            "contact_lists",
+            "contacts",
+            "campaigns",
+        ):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.execute("ANALYZE")
 
@@ -152,8 +157,10 @@ BASELINE = (
 
 def baseline_sqlite(url: str) -> float:
     conn = sqlite3.connect(sqlite_path(url))
-    conn.execute("CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY, campaign_id INT, contact_id INT, "
-                 "status TEXT, created_at TEXT)")
+    conn.execute(
+        "CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY, campaign_id INT, contact_id INT, "
+        "status TEXT, created_at TEXT)"
+    )
     with timed() as elapsed:
         conn.execute(BASELINE.format(now=f"'{STAMP}'"))
         conn.commit()
@@ -163,8 +170,10 @@ def baseline_sqlite(url: str) -> float:
 
 def baseline_postgres(url: str) -> float:
     with psycopg.connect(pg_dsn(url)) as conn:
-        conn.execute("CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, campaign_id BIGINT, contact_id BIGINT, "
-                     "status TEXT, created_at TIMESTAMPTZ)")
+        conn.execute(
+            "CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, campaign_id BIGINT, contact_id BIGINT, "
+            "status TEXT, created_at TIMESTAMPTZ)"
+        )
         conn.commit()
         with timed() as elapsed:
             conn.execute(BASELINE.format(now="now()"))
@@ -175,12 +184,12 @@ def baseline_postgres(url: str) -> float:
 def check(url: str, contacts: int, postgres: bool) -> dict[str, int]:
     query = "SELECT status, skip_reason, count(*) FROM call_tasks GROUP BY status, skip_reason"
     if postgres:
-        with psycopg.connect(pg_dsn(url)) as conn:
-            rows = conn.execute(query).fetchall()
+        with psycopg.connect(pg_dsn(url)) as pg:
+            rows = pg.execute(query).fetchall()
     else:
-        conn = sqlite3.connect(sqlite_path(url))
-        rows = conn.execute(query).fetchall()
-        conn.close()
+        lite = sqlite3.connect(sqlite_path(url))
+        rows = lite.execute(query).fetchall()
+        lite.close()
     counts = {f"{status}:{reason}" if reason else status: count for status, reason, count in rows}
     assert sum(counts.values()) == contacts + contacts // 100, counts
     return counts

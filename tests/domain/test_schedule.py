@@ -37,8 +37,8 @@ def windows(spec: dict[str, Any]) -> dict[str, DayWindow]:
     return day_windows(normalised)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def wall_valid(instant: datetime, zone_name: str, rules: dict[str, DayWindow], *, first_pass_only: bool) -> bool:
