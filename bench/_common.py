@@ -6,14 +6,13 @@ import os
 import resource
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 from sqlalchemy.engine import make_url
 
+from bulkcall.db.admin import libpq_dsn, scratch_postgres_database
 from bulkcall.db.migrate import upgrade
 
 
@@ -42,18 +41,9 @@ def sqlite_database() -> Iterator[str]:
 
 @contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
-    admin = make_url(admin_url).set(drivername="postgresql")
-    name = f"bulkcall_bench_{uuid.uuid4().hex[:8]}"
-    dsn = admin.render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = admin.set(database=name).render_as_string(hide_password=False)
+    with scratch_postgres_database(admin_url, "bulkcall_bench") as url:
         upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def postgres_url_from_env() -> str | None:
@@ -67,4 +57,4 @@ def sqlite_path(url: str) -> str:
 
 
 def pg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return libpq_dsn(url)

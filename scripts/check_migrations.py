@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import uuid
 
-import psycopg
-from sqlalchemy.engine import make_url
-
+from bulkcall.db.admin import scratch_postgres_database
 from bulkcall.db.migrate import check, upgrade
 
 
@@ -23,19 +20,10 @@ def main() -> int:
     if not postgres_url:
         print("postgresql: skipped (BULKCALL_TEST_POSTGRES_URL not set)")
         return 0
-    admin = make_url(postgres_url).set(drivername="postgresql")
-    name = f"bulkcall_migration_check_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = admin.set(database=name).render_as_string(hide_password=False)
+    with scratch_postgres_database(postgres_url, "bulkcall_migration_check") as url:
         upgrade(url)
         check(url)
         print("postgresql: migrations match the models")
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
 from bulkcall.app import create_app
+from bulkcall.db.admin import libpq_dsn, scratch_postgres_database
 from bulkcall.db.engine import Database
 from bulkcall.db.migrate import upgrade
 from bulkcall.db.models import Base
@@ -48,22 +47,14 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_database() -> Iterator[str]:
     """A migrated PostgreSQL database for this test session (and xdist worker), dropped at the end."""
     assert POSTGRES_URL is not None
-    name = f"bulkcall_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = make_url(POSTGRES_URL)
-    admin_dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_database(POSTGRES_URL, "bulkcall_test") as url:
+        upgrade(url)
+        yield url
 
 
 def _truncate_postgres(url: str) -> None:
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 

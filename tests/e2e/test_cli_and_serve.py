@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
+from bulkcall.db.admin import scratch_postgres_database
 from tests.e2e.conftest import run_cli, running_server
 
 pytestmark = pytest.mark.e2e
@@ -62,21 +60,10 @@ def test_keys_create_rejects_an_unknown_scope(tmp_path: Path) -> None:
 @pytest.mark.postgres
 @pytest.mark.skipif(not os.environ.get("BULKCALL_TEST_POSTGRES_URL"), reason="BULKCALL_TEST_POSTGRES_URL is not set")
 def test_db_upgrade_then_api_on_postgresql(tmp_path: Path) -> None:
-    admin = make_url(os.environ["BULKCALL_TEST_POSTGRES_URL"]).set(drivername="postgresql")
-    name = f"bulkcall_e2e_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        env = {
-            "BULKCALL_DATABASE_URL": admin.set(database=name).render_as_string(hide_password=False),
-            "BULKCALL_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
-        }
+    with scratch_postgres_database(os.environ["BULKCALL_TEST_POSTGRES_URL"], "bulkcall_e2e") as url:
+        env = {"BULKCALL_DATABASE_URL": url, "BULKCALL_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY}
         upgraded = run_cli(["db", "upgrade"], env, tmp_path)
         assert upgraded.returncode == 0, upgraded.stderr
         with running_server(["api"], env, tmp_path) as base:
             response = httpx.get(f"{base}/api/v1/workspace", headers={"Authorization": f"Bearer {BOOTSTRAP_KEY}"})
             assert response.status_code == 200, response.text
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

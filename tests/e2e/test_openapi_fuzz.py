@@ -7,18 +7,16 @@ stricter of the two: it refuses NUL characters and over-long values that SQLite 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from sqlalchemy.engine import make_url
 
+from bulkcall.db.admin import scratch_postgres_database
 from tests.e2e.conftest import running_server
 
 pytestmark = pytest.mark.e2e
@@ -62,16 +60,8 @@ def sqlite_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def postgres_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not POSTGRES_URL:
         pytest.skip("BULKCALL_TEST_POSTGRES_URL is not set")
-    admin = make_url(POSTGRES_URL).set(drivername="postgresql")
-    name = f"bulkcall_fuzz_{uuid.uuid4().hex[:8]}"
-    admin_dsn = admin.render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield from _serve(tmp_path_factory.mktemp("fuzz-pg"), admin.set(database=name).render_as_string(False))
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_database(POSTGRES_URL, "bulkcall_fuzz") as url:
+        yield from _serve(tmp_path_factory.mktemp("fuzz-pg"), url)
 
 
 FUZZ_SETTINGS = settings(

@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from bulkcall.domain.phones import InvalidPhone, normalize, region_code
+from bulkcall.domain.phones import InvalidPhone, normalize
 from bulkcall.schemas.base import MAX_ROW_ID, PatchModel, RequestModel, ResponseModel, UtcDatetime
+from bulkcall.schemas.contacts import RegionCode
 
 PhoneNumberStatus = Literal["active", "inactive"]
 
@@ -19,15 +20,6 @@ def _e164(raw: str) -> str:
         return normalize(raw).e164
     except InvalidPhone as exc:
         raise ValueError(str(exc)) from None
-
-
-def _region(raw: str) -> str:
-    try:
-        region = region_code(raw)
-    except InvalidPhone as exc:
-        raise ValueError(str(exc)) from None
-    assert region is not None
-    return region
 
 
 def _distinct(regions: list[str]) -> list[str]:
@@ -44,7 +36,7 @@ E164 = Annotated[
 ]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 AllowedCountries = Annotated[
-    list[Annotated[str, AfterValidator(_region)]],
+    list[RegionCode],
     Field(max_length=300, description="ISO 3166 alpha-2 codes this number may call; null = any"),
     AfterValidator(_distinct),
 ]
