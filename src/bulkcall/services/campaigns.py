@@ -17,7 +17,7 @@ from bulkcall.db.repositories.contact_lists import ContactListRepository
 from bulkcall.db.repositories.contacts import ContactRepository
 from bulkcall.db.repositories.phone_numbers import PhoneNumberRepository
 from bulkcall.db.repositories.workspaces import WorkspaceStore
-from bulkcall.domain import lifecycle
+from bulkcall.domain import capacity, lifecycle
 from bulkcall.domain.lifecycle import Action, CampaignStatus, InvalidTransition
 from bulkcall.domain.phones import InvalidPhone, normalize
 from bulkcall.domain.timezones import canonical_zone
@@ -178,7 +178,7 @@ async def views(ctx: ServiceContext, campaigns: list[Campaign]) -> list[Campaign
     tenant_cap = workspace.concurrency_cap if workspace is not None else None
     result = []
     for campaign in campaigns:
-        capacity = await _pool_capacity(repo, campaign.id)
+        pool = await _pool_capacity(repo, campaign.id)
         by_status = {status: counts[campaign.id].get(status, 0) for status in TASK_STATUSES}
         readiness = None
         if campaign.status == CampaignStatus.DRAFT:
@@ -191,7 +191,9 @@ async def views(ctx: ServiceContext, campaigns: list[Campaign]) -> list[Campaign
                 campaign_phone_number_ids=pools[campaign.id],
                 total_contacts=sum(by_status.values()),
                 counts=by_status,
-                effective_concurrency=effective_concurrency(campaign.concurrency_limit, capacity, tenant_cap),
+                effective_concurrency=capacity.effective_concurrency(
+                    campaign.concurrency_limit, pool, tenant_cap
+                ).effective,
                 launch_readiness=readiness,
             )
         )
@@ -202,24 +204,12 @@ async def view(ctx: ServiceContext, campaign: Campaign) -> CampaignView:
     return (await views(ctx, [campaign]))[0]
 
 
-def effective_concurrency(limit: int | None, pool_capacity: int, tenant_cap: int | None) -> int:
-    """The tightest of the campaign limit (null = the pool), the pool's capacity and the tenant cap."""
-    candidates = [pool_capacity]
-    if limit is not None:
-        candidates.append(limit)
-    if tenant_cap is not None:
-        candidates.append(tenant_cap)
-    return max(0, min(candidates))
-
-
 async def _pool_capacity(repo: CampaignRepository, campaign_id: int) -> int:
-    """Sum of the concurrency limits of the distinct connections behind the pool's active numbers."""
-    connections = {
-        connection.id: connection.concurrency_limit
-        for number, connection in await repo.pool_numbers(campaign_id)
-        if number.status == "active"
-    }
-    return sum(connections.values())
+    """Capacity of the pool's active numbers' distinct connections."""
+    numbers = await repo.pool_numbers(campaign_id)
+    return capacity.pool_capacity(
+        (connection.id, connection.concurrency_limit) for number, connection in numbers if number.status == "active"
+    )
 
 
 # -- readiness -------------------------------------------------------------------------------------------------
