@@ -6,8 +6,9 @@ file. It is imported with the service functions ``POST /contacts/import`` uses, 
 HTTP): ``spool_csv`` (copy + UTF-8 check), ``create_csv_import`` (validation, job row), then
 ``run_import`` (the background job: parse, normalise, dedupe, batched upsert, progress, error rows).
 
-Printed: rows/s end to end, peak RSS, and the ratio against a bare insert of the same already
-normalised rows measured in the same run (SQLite: sqlite3 ``executemany``; PostgreSQL: ``COPY``).
+Printed: rows/s end to end, peak RSS (the API process, the parsing process, and their sum), and the
+ratio against a bare insert of the same already normalised rows measured in the same run (SQLite:
+sqlite3 ``executemany``; PostgreSQL: ``COPY``).
 
     uv run python bench/import_contacts.py [--rows 1000000] [--postgres URL]
 
@@ -239,8 +240,11 @@ def run_backend(backend: str, csv_path: Path, rows: int, postgres: str | None, p
 
 
 def _peaks() -> str:
+    """Peak RSS of this (the API's) process, of the largest parsing process, and both together: the two
+    run side by side, so the import's footprint on the machine is their sum."""
+    own = peak_rss_mb()
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return f"{peak_rss_mb():.0f} MB (largest parsing process: {child:.0f} MB)"
+    return f"API process {own:.0f} MB + parsing process {child:.0f} MB = {own + child:.0f} MB"
 
 
 def main() -> None:

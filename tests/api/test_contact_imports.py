@@ -3,13 +3,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from bulkcall.app import create_app
 from bulkcall.db.engine import Database
@@ -399,3 +401,122 @@ async def test_parsing_processes_give_the_same_result_as_in_process_parsing(
     assert (first["created"], first["skipped"], first["processed_rows"]) == (38, 2, 40)
     assert (second["updated"], second["skipped"], second["processed_rows"]) == (38, 2, 40)
     assert await error_report(api, in_process) == await error_report(api, in_parsers)
+
+
+async def _service_import(database: Database, workspace_id: int, content: bytes, batch_size: int) -> int:
+    spooled = contact_imports.spool_csv(io.BytesIO(content))
+    async with database.session(write=True) as session, session.begin():
+        ctx = ServiceContext(session=session, workspace_id=workspace_id, now=datetime.now(UTC))
+        row, job = await contact_imports.create_csv_import(
+            ctx, upload=spooled, filename="c.csv", column_mapping=None, default_region="US", contact_list_id=None
+        )
+    await contact_imports.run_import(database, SystemClock(), job, batch_size=batch_size)
+    return row.id
+
+
+# Rows 1-3 are batch 1, 4-6 batch 2, 7 batch 3 (batch size 3): row 5 repeats row 2 from an earlier
+# batch, row 7 repeats row 5's phone (itself a repeat) and row 6 repeats row 4 in the same batch.
+CROSS_BATCH = (
+    b"phone,first_name\n"
+    b"+14155552671,A\n"
+    b"+14155552672,B\n"
+    b"not a phone,C\n"
+    b"+14155552673,D\n"
+    b"(415) 555-2672,E\n"
+    b"+14155552673,F\n"
+    b"+1 415 555 2672,G\n"
+)
+
+
+async def test_phone_repeated_in_a_later_batch_is_skipped_with_its_first_row(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = data(await api.get("/workspace"))["id"]
+    import_id = await _service_import(database, workspace_id, CROSS_BATCH, batch_size=3)
+    result = data(await api.get(f"/contact_imports/{import_id}"))
+    assert (result["created"], result["updated"], result["skipped"], result["processed_rows"]) == (3, 0, 4, 7)
+    report = await error_report(api, import_id)
+    assert [(row["row"], row["phone"], row["reason"]) for row in report[1:]] == [
+        ("5", "(415) 555-2672", "duplicate phone in file (first at row 2)"),
+        ("6", "+14155552673", "duplicate phone in file (first at row 4)"),
+        ("7", "+1 415 555 2672", "duplicate phone in file (first at row 2)"),
+    ]
+    rows = await contacts(database)
+    assert (rows["+14155552672"].first_name, rows["+14155552673"].first_name) == ("B", "D")
+
+
+async def test_reimport_across_batches_updates_every_contact_and_reports_the_same_duplicates(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = data(await api.get("/workspace"))["id"]
+    first = await _service_import(database, workspace_id, CROSS_BATCH, batch_size=3)
+    second = await _service_import(database, workspace_id, CROSS_BATCH, batch_size=3)
+    result = data(await api.get(f"/contact_imports/{second}"))
+    assert (result["created"], result["updated"], result["skipped"]) == (0, 3, 4)
+    assert await error_report(api, second) == await error_report(api, first)
+    assert len(await contacts(database)) == 3
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+# A constraint checked only at COMMIT, in a temp table: the commit itself fails, as a real one can.
+_FAILING_COMMIT = {
+    "postgresql": [
+        "CREATE TEMP TABLE once (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)",
+        "INSERT INTO once VALUES (1), (1)",
+    ],
+    "sqlite": [
+        "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)",
+        "CREATE TEMP TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        "INSERT INTO child VALUES (1)",
+    ],
+}
+
+
+async def _queue(database: Database, workspace_id: int, upload: contact_imports.SpooledCsv, ending: str) -> None:
+    """Queue an import in a request-like transaction that ends with ``ending``: commit, error, failing commit."""
+    async with database.session(write=True) as session, session.begin():
+        ctx = ServiceContext(session=session, workspace_id=workspace_id, now=datetime.now(UTC))
+        await contact_imports.create_csv_import(
+            ctx, upload=upload, filename="c.csv", column_mapping=None, default_region=None, contact_list_id=None
+        )
+        assert _exists(upload.path)
+        if ending == "error":
+            raise RuntimeError("commit never happens")
+        if ending == "failing commit":
+            for statement in _FAILING_COMMIT[session.get_bind().dialect.name]:
+                await session.execute(text(statement))
+
+
+async def test_spooled_upload_is_removed_when_the_request_transaction_does_not_commit(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = data(await api.get("/workspace"))["id"]
+    spooled = contact_imports.spool_csv(io.BytesIO(b"phone\n+14155552671\n"))
+    with pytest.raises(RuntimeError, match="commit never happens"):
+        await _queue(database, workspace_id, spooled, "error")
+    assert not _exists(spooled.path)
+
+
+async def test_spooled_upload_is_removed_when_the_request_commit_fails(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = data(await api.get("/workspace"))["id"]
+    spooled = contact_imports.spool_csv(io.BytesIO(b"phone\n+14155552671\n"))
+    with pytest.raises(IntegrityError):
+        await _queue(database, workspace_id, spooled, "failing commit")
+    assert not _exists(spooled.path)
+
+
+async def test_spooled_upload_is_kept_for_the_job_when_the_request_commits(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    workspace_id = data(await api.get("/workspace"))["id"]
+    spooled = contact_imports.spool_csv(io.BytesIO(b"phone\n+14155552671\n"))
+    await _queue(database, workspace_id, spooled, "commit")
+    try:
+        assert _exists(spooled.path)
+    finally:
+        spooled.discard()

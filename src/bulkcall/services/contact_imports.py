@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
+
 from bulkcall.db.engine import Database
 from bulkcall.db.models import ContactImport
 from bulkcall.db.repositories.contact_imports import (
@@ -41,7 +45,6 @@ from bulkcall.schemas.contact_imports import ContactImportJson, ContactImportRow
 from bulkcall.services.contact_import_rows import (
     Batch,
     ColumnPlan,
-    ContactValues,
     CsvBatches,
     ErrorRow,
     PreparedRow,
@@ -308,7 +311,12 @@ async def create_csv_import(
     default_region: str | None,
     contact_list_id: int | None,
 ) -> tuple[ContactImport, ImportJob]:
-    """Validate a spooled CSV and its options, and queue the import (the caller starts the job after commit)."""
+    """Validate a spooled CSV and its options, and queue the import (the caller starts the job after commit).
+
+    From here the spooled file belongs to the request's transaction: unless it commits, the file is
+    removed (a failed validation, or a commit that fails, queues no job that would delete it).
+    """
+    _discard_unless_committed(ctx.session, upload)
     mapping = parse_column_mapping(column_mapping)
     plan, effective_mapping = plan_columns(upload.header, mapping)
     region = await _check_common(ctx, default_region, contact_list_id)
@@ -325,6 +333,32 @@ async def create_csv_import(
     await repo.flush()
     job = ImportJob(row.id, ctx.workspace_id, region, contact_list_id, csv=upload, plan=plan)
     return row, job
+
+
+def _discard_unless_committed(session: AsyncSession, upload: SpooledCsv) -> None:
+    """Delete ``upload`` when the session's transaction ends in anything but a commit.
+
+    The job deletes the file when it ends, but the job only starts once the request's commit has
+    succeeded; without this a commit failure would leave the upload in the temp directory for good.
+    """
+    # The listeners stay on the session (it is the request's, gone with it): SQLAlchemy does not allow
+    # removing a listener while its event runs.
+    sync_session = session.sync_session
+    state = {"committed": False, "ended": False}
+
+    def on_commit(_: Any) -> None:
+        state["committed"] = True
+
+    def on_end(_: Any, transaction: SessionTransaction) -> None:
+        # A savepoint's end decides nothing: the outermost transaction's does, once.
+        if transaction.parent is not None or state["ended"]:
+            return
+        state["ended"] = True
+        if not state["committed"]:
+            upload.discard()
+
+    event.listen(sync_session, "after_commit", on_commit)
+    event.listen(sync_session, "after_transaction_end", on_end)
 
 
 async def create_json_import(ctx: ServiceContext, body: ContactImportJson) -> tuple[ContactImport, ImportJob]:
@@ -452,17 +486,26 @@ class _JsonBatches:
         self.rows = []
 
 
-def _dedupe(prepared: list[PreparedRow], errors: list[ErrorRow], first_rows: dict[int, int]) -> list[ContactValues]:
-    """Keep the first row of each phone in the whole file; later ones become errors."""
-    contacts: list[ContactValues] = []
-    for row, phone_raw, values in prepared:
-        key = int(values[0][1:])  # an int is smaller than the E.164 string: a million of them fit easily
-        first = first_rows.setdefault(key, row)
+def _dedupe(prepared: list[PreparedRow], errors: list[ErrorRow]) -> list[PreparedRow]:
+    """Keep the first row of each phone within the batch; later ones become errors.
+
+    Repeats of an earlier batch are found by the upsert (the contact carries the import and row that
+    wrote it), so nothing here outlives the batch: memory does not grow with the file.
+    """
+    first_rows: dict[str, int] = {}
+    kept: list[PreparedRow] = []
+    for item in prepared:
+        row, phone_raw, values = item
+        first = first_rows.setdefault(values[0], row)
         if first == row:
-            contacts.append(values)
+            kept.append(item)
         else:
-            errors.append((row, phone_raw, f"duplicate phone in file (first at row {first})"))
-    return contacts
+            errors.append((row, phone_raw, _duplicate(first)))
+    return kept
+
+
+def _duplicate(first_row: int) -> str:
+    return f"duplicate phone in file (first at row {first_row})"
 
 
 async def run_import(
@@ -532,15 +575,13 @@ async def _run(
     async with database.session(write=True) as session, session.begin():
         if not await ContactImportJobStore(session, job.workspace_id, job.import_id).mark_running(total, clock.now()):
             raise _Abandoned
-    first_rows: dict[int, int] = {}
     # Double buffering: the next batch is parsed in a thread while this one is written.
     pending = asyncio.ensure_future(asyncio.to_thread(batches.next))
     try:
         while (batch := await pending) is not None:
             pending = asyncio.ensure_future(asyncio.to_thread(batches.next))
             count, prepared, errors = batch
-            contacts = _dedupe(prepared, errors, first_rows)
-            await _write_batch(database, clock, job, count, contacts, errors)
+            await _write_batch(database, clock, job, count, _dedupe(prepared, errors), errors)
     finally:
         if not pending.done():
             with contextlib.suppress(Exception):
@@ -555,13 +596,19 @@ async def _write_batch(
     clock: Clock,
     job: ImportJob,
     count: int,
-    contacts: list[ContactValues],
+    contacts: list[PreparedRow],
     errors: list[ErrorRow],
 ) -> None:
     now = clock.now()
     async with database.session(write=True) as session, session.begin():
         store = ContactImportJobStore(session, job.workspace_id, job.import_id)
-        result = await store.upsert_contacts(contacts, now, job.contact_list_id)
+        result = await store.upsert_contacts([(row, values) for row, _, values in contacts], now, job.contact_list_id)
+        if result.repeated:
+            errors = errors + [
+                (row, phone_raw, _duplicate(result.repeated[row]))
+                for row, phone_raw, _ in contacts
+                if row in result.repeated
+            ]
         await store.add_errors(errors)
         alive = await store.add_progress(
             processed=count,

@@ -35,6 +35,11 @@ class Contact(IdMixin, TimestampMixin, Base):
     phone_timezones: Mapped[str | None] = mapped_column(String(400))
     tags: Mapped[list[str]] = mapped_column(JsonType)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # The import that last wrote this contact and the row it came from: how an import finds a phone
+    # repeated in its file without holding every phone it has seen in memory. A marker, not a relation
+    # (no foreign key: it would cost a lookup per upserted row).
+    last_import_id: Mapped[int | None] = mapped_column(IdType)
+    last_import_row: Mapped[int | None]
 
 
 class ContactList(IdMixin, TimestampMixin, Base):

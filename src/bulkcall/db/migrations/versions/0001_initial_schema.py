@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 11:01:24.801767
+Create Date: 2026-11-27 11:33:14.535176
 """
 
 from __future__ import annotations
@@ -174,6 +174,8 @@ def upgrade() -> None:
         sa.Column(
             "custom_fields", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
         ),
+        sa.Column("last_import_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("last_import_row", sa.Integer(), nullable=True),
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("created_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
