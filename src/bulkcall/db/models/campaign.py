@@ -97,7 +97,6 @@ class CallTask(IdMixin, Base):
     __table_args__ = (
         Index("ix_call_tasks_campaign_id_status", "campaign_id", "status"),
         Index("ix_call_tasks_campaign_id_id", "campaign_id", "id"),
-        Index("ix_call_tasks_campaign_id_contact_id", "campaign_id", "contact_id"),
     )
 
     workspace_id: Mapped[int] = mapped_column(IdType)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 11:33:14.535176
+Create Date: 2026-11-27 12:07:25.507264
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_call_tasks")),
     )
     with op.batch_alter_table("call_tasks", schema=None) as batch_op:
-        batch_op.create_index("ix_call_tasks_campaign_id_contact_id", ["campaign_id", "contact_id"], unique=False)
         batch_op.create_index("ix_call_tasks_campaign_id_id", ["campaign_id", "id"], unique=False)
         batch_op.create_index("ix_call_tasks_campaign_id_status", ["campaign_id", "status"], unique=False)
 
@@ -547,7 +546,6 @@ def downgrade() -> None:
     with op.batch_alter_table("call_tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_call_tasks_campaign_id_status")
         batch_op.drop_index("ix_call_tasks_campaign_id_id")
-        batch_op.drop_index("ix_call_tasks_campaign_id_contact_id")
 
     op.drop_table("call_tasks")
     # ### end Alembic commands ###
