@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from bulkcall import __version__
+from bulkcall.api.bodies import add_body_schemas
 from bulkcall.api.errors import install_error_handlers
 from bulkcall.api.middleware import (
     BodySizeLimitMiddleware,
@@ -78,6 +79,18 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+
+    # Bodies read leniently (api/bodies.py) are documented by a $ref; their schemas join the components here.
+    build_openapi = app.openapi
+
+    def openapi_with_body_schemas() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build_openapi()  # cached by FastAPI after the first call
+        if fresh:
+            add_body_schemas(schema)
+        return schema
+
+    app.openapi = openapi_with_body_schemas  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["meta"], operation_id="healthz", summary="Liveness probe (no auth)")
     async def healthz() -> dict[str, Any]:

@@ -348,3 +348,61 @@ async def test_patch_to_an_archived_agent_is_422(api: httpx.AsyncClient) -> None
     other = data(await api.post("/agents", json={"name": "Old"}), 201)
     data(await api.post(f"/agents/{other['id']}/archive"))
     assert set(errors(await api.patch(f"{CAMPAIGNS}/{campaign['id']}", json={"agent_id": other["id"]}))) == {"agent_id"}
+
+
+async def test_create_reports_shape_and_cross_record_problems_in_one_422(api: httpx.AsyncClient) -> None:
+    body = {"name": "x", "agent_id": 999_999, "priority": 0, "campaign_phone_number_ids": [888_888]}
+    found = errors(await api.post(CAMPAIGNS, json=body))
+    assert set(found) == {"priority", "agent_id", "campaign_phone_number_ids.0"}
+    assert found["agent_id"] == ["agent 999999 not found"]
+
+
+async def test_create_skips_the_cross_record_check_of_a_field_whose_shape_failed(api: httpx.AsyncClient) -> None:
+    setup = await make_setup(api, contacts=0)
+    body = setup.body(agent_id="seven", contact_ids=[99_999], colour="blue")
+    found = errors(await api.post(CAMPAIGNS, json=body))
+    assert set(found) == {"agent_id", "contact_ids.0", "colour"}
+    assert len(found["agent_id"]) == 1
+    assert found["colour"] == ["Unknown field"]
+
+
+async def test_create_with_shape_and_cross_record_problems_saves_nothing(api: httpx.AsyncClient) -> None:
+    setup = await make_setup(api, contacts=0)
+    body = setup.body(priority=0, contact_ids=[99_999], contacts=[{"phone_e164": "+14155559999"}])
+    errors(await api.post(CAMPAIGNS, json=body))
+    assert data(await api.get(CAMPAIGNS)) == []
+    assert data(await api.get("/contacts")) == []
+
+
+async def test_create_malformed_json_is_400(api: httpx.AsyncClient) -> None:
+    response = await api.post(CAMPAIGNS, content=b'{"name": ', headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "BAD_REQUEST"
+
+
+async def test_create_non_object_body_is_422(api: httpx.AsyncClient) -> None:
+    assert set(errors(await api.post(CAMPAIGNS, json=[1, 2]))) == {"body"}
+
+
+async def test_patch_reports_shape_and_cross_record_problems_in_one_422(api: httpx.AsyncClient) -> None:
+    setup = await make_setup(api, contacts=0)
+    campaign = await create_campaign(api, setup)
+    body = {"max_retries": None, "timezone": "Mars/Olympus", "agent_id": 999_999, "contact_list_id": 999_999}
+    found = errors(await api.patch(f"{CAMPAIGNS}/{campaign['id']}", json=body))
+    assert set(found) == {"max_retries", "timezone", "agent_id", "contact_list_id"}
+
+
+async def test_patch_with_shape_problems_leaves_the_campaign_unchanged(api: httpx.AsyncClient) -> None:
+    setup = await make_setup(api, contacts=0)
+    campaign = await create_campaign(api, setup)
+    errors(await api.patch(f"{CAMPAIGNS}/{campaign['id']}", json={"name": "Renamed", "priority": 99}))
+    assert data(await api.get(f"{CAMPAIGNS}/{campaign['id']}"))["name"] == campaign["name"]
+
+
+async def test_openapi_documents_the_create_and_update_bodies(anon: httpx.AsyncClient) -> None:
+    document = (await anon.get("/openapi.json")).json()
+    for operation, model in (("post", "CampaignCreate"), ("patch", "CampaignUpdate")):
+        path = "/api/v1/bulk_call_campaigns" + ("/{campaign_id}" if operation == "patch" else "")
+        schema = document["paths"][path][operation]["requestBody"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}
+        assert "priority" in document["components"]["schemas"][model]["properties"]

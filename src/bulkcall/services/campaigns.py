@@ -300,9 +300,18 @@ async def launch_readiness(
 # -- writing -----------------------------------------------------------------------------------------------------
 
 
-async def create_campaign(ctx: ServiceContext, body: CampaignCreate) -> Campaign:
-    """Create a draft from defaults, then the template (if any), then the fields given."""
-    problems = FieldErrors()
+async def create_campaign(
+    ctx: ServiceContext, body: CampaignCreate, shape_problems: FieldErrors | None = None
+) -> Campaign:
+    """Create a draft from defaults, then the template (if any), then the fields given.
+
+    ``shape_problems`` are the body's own problems (its fields with one are left out of ``body``): they are
+    reported in the same 422 as the checks against other records, which skip those fields.
+    """
+    problems = shape_problems or FieldErrors()
+    shape_failed = _top_level_fields(problems)
+    if "body" in shape_failed:  # missing or not an object: no field to check
+        problems.raise_if_any()
     config = dict(DEFAULTS, call_windows=default_windows())
     template_id = body.template_id
     if template_id is not None:
@@ -313,10 +322,9 @@ async def create_campaign(ctx: ServiceContext, body: CampaignCreate) -> Campaign
             config.update({key: value for key, value in template.config.items() if key in CONFIG_FIELDS})
     config.update(_given(body))
     for required in ("name", "agent_id"):
-        if config.get(required) is None:
+        if config.get(required) is None and required not in shape_failed:
             problems.add(required, "Field required")
-    problems.raise_if_any()
-    await _check_config(ctx, config, problems)
+    await _check_config(ctx, config, problems, skip=shape_failed)
     audience = await _resolve_audience(ctx, body, problems)
     problems.raise_if_any()
     campaign = Campaign(
@@ -337,23 +345,37 @@ async def create_campaign(ctx: ServiceContext, body: CampaignCreate) -> Campaign
     return campaign
 
 
-async def update_campaign(ctx: ServiceContext, campaign_id: int, body: CampaignUpdate) -> Campaign:
-    campaign = await get_campaign(ctx, campaign_id, for_update=True)
+async def update_campaign(
+    ctx: ServiceContext, campaign_id: int, body: CampaignUpdate, shape_problems: FieldErrors | None = None
+) -> Campaign:
+    """Change the fields given; ``shape_problems`` as for ``create_campaign``.
+
+    A body with shape problems always answers 422, as when the shape was checked before anything else: an unknown
+    campaign then adds nothing to report, and the state rules (409) wait until the shape is right.
+    """
+    problems = shape_problems or FieldErrors()
+    shape_failed = _top_level_fields(problems)
+    if "body" in shape_failed:  # missing or not an object: no field to check
+        problems.raise_if_any()
+    try:
+        campaign = await get_campaign(ctx, campaign_id, for_update=True)
+    except NotFound:
+        problems.raise_if_any()
+        raise
     given = body.model_dump(exclude_unset=True)
     status = CampaignStatus(campaign.status)
     editable = lifecycle.EDITABLE_FIELDS[status]
-    if editable is not None and (refused := sorted(set(given) - editable)):
+    if not problems and editable is not None and (refused := sorted(set(given) - editable)):
         raise Conflict(
             f"a {status.value} campaign cannot change {', '.join(refused)}",
             details={"current_status": status.value, "editable_fields": sorted(editable), "refused": refused},
         )
     audience_given = AUDIENCE_FIELDS & set(given)
-    if audience_given and status is not CampaignStatus.DRAFT:
+    if not problems and audience_given and status is not CampaignStatus.DRAFT:
         raise Conflict(
             "the audience of a launched campaign cannot be replaced; add contacts with POST /{id}/contacts",
             details={"current_status": status.value, "refused": sorted(audience_given)},
         )
-    problems = FieldErrors()
     config = {
         field: getattr(campaign, field)
         for field in CONFIG_FIELDS
@@ -362,7 +384,7 @@ async def update_campaign(ctx: ServiceContext, campaign_id: int, body: CampaignU
     config["metadata"] = campaign.meta
     config["campaign_phone_number_ids"] = (await _repo(ctx).pool_ids([campaign.id]))[campaign.id]
     config.update(_given(body))
-    await _check_config(ctx, config, problems, check_agent="agent_id" in given)
+    await _check_config(ctx, config, problems, check_agent="agent_id" in given, skip=shape_failed)
     audience = await _resolve_audience(ctx, body, problems) if audience_given else None
     problems.raise_if_any()
     _apply_config(campaign, config)
@@ -391,39 +413,54 @@ def _given(body: CampaignFields) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True, include=set(CONFIG_FIELDS))
 
 
+def _top_level_fields(problems: FieldErrors) -> frozenset[str]:
+    """The body fields that already have a problem (``contacts.3.phone_e164`` → ``contacts``)."""
+    return frozenset(path.split(".", 1)[0] for path in problems.errors)
+
+
 async def _check_config(
-    ctx: ServiceContext, config: dict[str, Any], problems: FieldErrors, *, check_agent: bool = True
+    ctx: ServiceContext,
+    config: dict[str, Any],
+    problems: FieldErrors,
+    *,
+    check_agent: bool = True,
+    skip: frozenset[str] = frozenset(),
 ) -> None:
     """Cross-field and cross-table checks; every problem is collected.
 
     ``check_agent`` is false for a PATCH that leaves ``agent_id`` alone: an agent archived after the campaign was
     made must not block renaming it or lowering its concurrency (the launch checklist still reports it).
+    A check that reads a field in ``skip`` (its value failed the shape check, so ``config`` holds a stand-in) or a
+    missing ``agent_id`` (already reported as required) is left out.
     """
-    if check_agent:
+    if check_agent and config.get("agent_id") is not None and "agent_id" not in skip:
         agent = await AgentRepository(ctx.session, ctx.workspace_id).get(int(config["agent_id"]))
         if agent is None:
             problems.add("agent_id", f"agent {config['agent_id']} not found")
         elif agent.status != "active":
             problems.add("agent_id", f"agent {agent.id} is archived")
     numbers = PhoneNumberRepository(ctx.session, ctx.workspace_id)
-    pool = list(config.get("campaign_phone_number_ids") or [])
+    pool = [] if "campaign_phone_number_ids" in skip else list(config.get("campaign_phone_number_ids") or [])
     found = await numbers.existing_ids(pool)
     for index, number_id in enumerate(pool):
         if number_id not in found:
             problems.add(f"campaign_phone_number_ids.{index}", f"phone number {number_id} not found")
     primary = config.get("primary_phone_number_id")
-    if primary is not None and not await numbers.existing_ids([primary]):
+    if primary is not None and "primary_phone_number_id" not in skip and not await numbers.existing_ids([primary]):
         problems.add("primary_phone_number_id", f"phone number {primary} not found")
-    windows, window_errors = validate_windows(config.get("call_windows"))
-    for path, messages in window_errors.items():
-        for message in messages:
-            problems.add(path, message)
-    config["call_windows"] = windows
+    if "call_windows" not in skip:
+        windows, window_errors = validate_windows(config.get("call_windows"))
+        for path, messages in window_errors.items():
+            for message in messages:
+                problems.add(path, message)
+        config["call_windows"] = windows
     scheduled_at, ends_at = _aware(config.get("scheduled_at")), _aware(config.get("ends_at"))
     config["scheduled_at"], config["ends_at"] = scheduled_at, ends_at
-    if scheduled_at is not None and ends_at is not None and ends_at <= scheduled_at:
+    dates_valid = {"scheduled_at", "ends_at"}.isdisjoint(skip)
+    if dates_valid and scheduled_at is not None and ends_at is not None and ends_at <= scheduled_at:
         problems.add("ends_at", "must be after scheduled_at")
-    if config.get("trigger_mode") == "immediate" and scheduled_at is not None:
+    trigger_valid = {"trigger_mode", "scheduled_at"}.isdisjoint(skip)
+    if trigger_valid and config.get("trigger_mode") == "immediate" and scheduled_at is not None:
         problems.add("scheduled_at", "only used with trigger_mode scheduled")
 
 
