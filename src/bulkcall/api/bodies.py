@@ -49,6 +49,9 @@ def add_body_schemas(openapi: dict[str, Any]) -> None:
 async def lenient_body(request: Request, model: type[M]) -> tuple[M, FieldErrors]:
     """The body as ``model`` built from its valid fields, and the shape problems of the rest.
 
+    For models whose fields are all optional (required ones are the service's to check), so that an empty
+    model can always be built.
+
     Malformed JSON is a 400 (raised); a missing or non-object body is one ``body`` problem and an empty model.
     A field with a problem is left out of the model, so it reads as not given; callers skip checks that need it.
     """

@@ -569,19 +569,33 @@ async def apply_action(ctx: ServiceContext, campaign_id: int, action: Action, re
                 "campaign is not ready to launch: " + "; ".join(check["message"] for check in failed),
                 details={"checks": failed},
             )
-    campaign.status = result.status.value
+    await _enter(ctx, campaign, action, result.status, reason)
+    await complete_if_done(ctx, campaign)
+    return campaign
+
+
+EVENTS: dict[Action, str] = {
+    Action.LAUNCH: "campaign.launched",
+    Action.PAUSE: "campaign.paused",
+    Action.RESUME: "campaign.resumed",
+    Action.CANCEL: "campaign.cancelled",
+    Action.START: "campaign.started",
+    Action.COMPLETE: "campaign.completed",
+}
+
+
+async def _enter(
+    ctx: ServiceContext, campaign: Campaign, action: Action, target: CampaignStatus, reason: str | None = None
+) -> None:
+    """Move ``campaign`` to ``target`` by ``action``: stamps, side effects and the event, in this transaction."""
+    previous = campaign.status
+    campaign.status = target.value
     campaign.updated_at = ctx.now
     repo = _repo(ctx)
-    event = {
-        Action.LAUNCH: "campaign.launched",
-        Action.PAUSE: "campaign.paused",
-        Action.RESUME: "campaign.resumed",
-        Action.CANCEL: "campaign.cancelled",
-    }[action]
+    if target is CampaignStatus.RUNNING and campaign.started_at is None:
+        campaign.started_at = ctx.now
     if action is Action.LAUNCH:
         campaign.launched_at = ctx.now
-        if result.status is CampaignStatus.RUNNING:
-            campaign.started_at = ctx.now
         await _materialize(ctx, campaign, include_list=True)
     elif action is Action.PAUSE:
         campaign.paused_at = ctx.now
@@ -589,20 +603,14 @@ async def apply_action(ctx: ServiceContext, campaign_id: int, action: Action, re
     elif action is Action.RESUME:
         campaign.resumed_at = ctx.now
         campaign.pause_reason = None
-        if result.status is CampaignStatus.RUNNING and campaign.started_at is None:
-            campaign.started_at = ctx.now
     elif action is Action.CANCEL:
         campaign.cancelled_at = ctx.now
         await repo.cancel_undialed_tasks(campaign.id, ctx.now)
-    repo.record_event(
-        campaign,
-        event,
-        {"campaign_id": campaign.id, "from": current.value, "to": result.status.value, "reason": reason},
-        ctx.now,
-    )
+    elif action is Action.COMPLETE:
+        campaign.completed_at = ctx.now
+    data = {"campaign_id": campaign.id, "from": previous, "to": target.value, "reason": reason}
+    repo.record_event(campaign, EVENTS[action], data, ctx.now)
     await repo.flush()
-    await complete_if_done(ctx, campaign)
-    return campaign
 
 
 async def _materialize(ctx: ServiceContext, campaign: Campaign, *, include_list: bool) -> None:
@@ -628,13 +636,7 @@ async def complete_if_done(ctx: ServiceContext, campaign: Campaign) -> bool:
     counts = (await _repo(ctx).task_counts([campaign.id]))[campaign.id]
     if any(count for status, count in counts.items() if status not in TERMINAL_TASK_STATUSES):
         return False
-    campaign.status = lifecycle.transition(CampaignStatus.RUNNING, Action.COMPLETE).status.value
-    campaign.completed_at = ctx.now
-    campaign.updated_at = ctx.now
-    _repo(ctx).record_event(
-        campaign, "campaign.completed", {"campaign_id": campaign.id, "from": "running", "to": "completed"}, ctx.now
-    )
-    await _repo(ctx).flush()
+    await _enter(ctx, campaign, Action.COMPLETE, lifecycle.transition(CampaignStatus.RUNNING, Action.COMPLETE).status)
     return True
 
 
@@ -642,13 +644,7 @@ async def start_due(ctx: ServiceContext, campaign: Campaign) -> bool:
     """A scheduled campaign whose ``scheduled_at`` has come starts running."""
     if campaign.status != CampaignStatus.SCHEDULED or campaign.scheduled_at is None or campaign.scheduled_at > ctx.now:
         return False
-    campaign.status = lifecycle.transition(CampaignStatus.SCHEDULED, Action.START).status.value
-    campaign.started_at = ctx.now
-    campaign.updated_at = ctx.now
-    _repo(ctx).record_event(
-        campaign, "campaign.started", {"campaign_id": campaign.id, "from": "scheduled", "to": "running"}, ctx.now
-    )
-    await _repo(ctx).flush()
+    await _enter(ctx, campaign, Action.START, lifecycle.transition(CampaignStatus.SCHEDULED, Action.START).status)
     await complete_if_done(ctx, campaign)
     return True
 
