@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,12 +21,15 @@ from bulkcall.api.middleware import (
 from bulkcall.api.responses import COMMON_ERRORS
 from bulkcall.api.routes import ROUTERS
 from bulkcall.db.engine import Database
-from bulkcall.dispatch.sweeps import start_scheduled_campaigns
+from bulkcall.dispatch.engine import DispatchEngine, engine_config
+from bulkcall.dispatch.ingestion import Ingestion
 from bulkcall.kit.clock import Clock, SystemClock
+from bulkcall.providers.registry import ProviderRuntime, build_providers
 from bulkcall.services.background import BackgroundJobs
 from bulkcall.settings import Settings
 
 API_PREFIX = "/api/v1"
+ENGINE_STOP_GRACE_SECONDS = 10.0
 
 DESCRIPTION = """
 bulkcall runs bulk outbound call campaigns. Every response is an envelope:
@@ -56,11 +60,21 @@ def create_app(
         from bulkcall.services.startup import on_startup
 
         await on_startup(app)
+        stop = asyncio.Event()
+        engine_task = None
         if background_loops:
-            jobs.every(1.0, "start_scheduled_campaigns", lambda: start_scheduled_campaigns(db, app.state.clock))
+            engine = DispatchEngine(
+                db, app.state.clock, engine_config(settings), simulator_event_log=settings.simulator_event_log
+            )
+            app.state.engine = engine
+            app.state.ingestion = engine.ingestion
+            engine_task = jobs.start_daemon("dispatch", engine.run(stop))
         try:
             yield
         finally:
+            stop.set()
+            if engine_task is not None:  # let it finish its round and give back unsent claims
+                await asyncio.wait([engine_task], timeout=ENGINE_STOP_GRACE_SECONDS)
             await jobs.shutdown()
             if owns_database:
                 await db.dispose()
@@ -76,6 +90,9 @@ def create_app(
     app.state.database = db
     app.state.clock = clock or SystemClock()
     app.state.jobs = jobs
+    # Callbacks arriving over HTTP; a process that dials replaces this with its engine's (same path).
+    parsers = build_providers(ProviderRuntime(deliver=None, now=app.state.clock.now))
+    app.state.ingestion = Ingestion(db, app.state.clock, parsers.get)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

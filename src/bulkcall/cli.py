@@ -51,6 +51,52 @@ def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     _run_server(host, port, background_loops=False)
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=10_000, help="Most calls one dispatch round starts (default BULKCALL_DISPATCH_BATCH_SIZE)"
+        ),
+    ] = None,
+) -> None:
+    """The dispatcher and its sweeps without the API; run any number of them on PostgreSQL."""
+    from bulkcall.kit.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(_run_worker(concurrency))
+
+
+async def _run_worker(concurrency: int | None) -> None:
+    import signal
+
+    from bulkcall.db.engine import Database
+    from bulkcall.dispatch.engine import DispatchEngine, engine_config
+    from bulkcall.kit.clock import SystemClock
+    from bulkcall.kit.logging import get_logger
+
+    settings = get_settings()
+    database = Database(settings.database_url)
+    engine = DispatchEngine(
+        database,
+        SystemClock(),
+        engine_config(settings, batch_size=concurrency),
+        simulator_event_log=settings.simulator_event_log,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log = get_logger("bulkcall.worker")
+    log.info("worker_started", worker=engine.config.worker_name, batch_size=engine.config.batch_size)
+    try:
+        await engine.run(stop)
+    finally:
+        await database.dispose()
+        log.info("worker_stopped", worker=engine.config.worker_name, dialed=engine.dialed)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""

@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     # Request bodies: JSON is small by nature; CSV uploads may be a million rows.
     max_json_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    # The dispatcher. Service-clock seconds after which a call whose result never came is ``unknown``.
+    call_result_timeout_seconds: float = Field(default=7200.0, gt=0)
+    # Wall-clock seconds a claimed call may wait for its request to leave before another worker frees it.
+    claim_lease_seconds: float = Field(default=60.0, gt=0)
+    # Most calls one dispatch round starts (``bulkcall worker --concurrency`` overrides it).
+    dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Append every simulated call's start and end to this JSON-lines file (tests, audits).
+    simulator_event_log: str | None = None
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -97,3 +97,13 @@ class FieldErrors:
         if self.errors:
             first_field, first_messages = next(iter(self.errors.items()))
             raise ValidationFailed(self.errors, message=f"{first_field}: {first_messages[0]}")
+
+
+class InvalidSignature(Forbidden):
+    """A provider callback failed verification."""
+
+    error_code = "INVALID_SIGNATURE"
+
+
+class MalformedCallback(BadRequest):
+    error_code = "MALFORMED_CALLBACK"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from bulkcall.providers.base import ProviderConfig
+from bulkcall.providers.base import CallbackSink, Provider, ProviderConfig
 from bulkcall.providers.http_agent import HttpAgentConfig
 from bulkcall.providers.simulator import SimulatorConfig
+from bulkcall.providers.simulator.provider import SimulatorProvider
 from bulkcall.providers.twilio import TwilioConfig
 
 
@@ -17,10 +20,29 @@ class UnknownProvider(LookupError):
 
 
 @dataclass(frozen=True)
+class ProviderRuntime:
+    """What a provider instance gets from the process that runs it."""
+
+    deliver: CallbackSink | None  # where in-process providers hand callbacks in (None: parse-only)
+    now: Callable[[], datetime]
+    simulator_event_log: str | None = None
+
+
+def _simulator(runtime: ProviderRuntime) -> Provider:
+    return SimulatorProvider(
+        runtime.deliver,
+        runtime.now,
+        Path(runtime.simulator_event_log) if runtime.simulator_event_log else None,
+    )
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     name: str
     config_model: type[ProviderConfig]
     summary: str
+    # Builds the dialing side; None while a provider can only be configured (its calls end as failed).
+    factory: Callable[[ProviderRuntime], Provider] | None = None
 
     @property
     def secret_fields(self) -> frozenset[str]:
@@ -30,7 +52,7 @@ class ProviderSpec:
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
-        ProviderSpec("simulator", SimulatorConfig, "A seeded model of a phone network"),
+        ProviderSpec("simulator", SimulatorConfig, "A seeded model of a phone network", _simulator),
         ProviderSpec("twilio", TwilioConfig, "Twilio's REST API, or a compatible server"),
         ProviderSpec("http_agent", HttpAgentConfig, "Your own voice agent behind a signed HTTP endpoint"),
     )
@@ -56,3 +78,8 @@ def parse_config(provider: str, raw: Mapping[str, Any]) -> ProviderConfig:
 def load_config(provider: str, config: Mapping[str, Any], secrets: Mapping[str, str]) -> ProviderConfig:
     """Rebuild a stored connection's config from its two halves (for the code that dials)."""
     return parse_config(provider, {**config, **secrets})
+
+
+def build_providers(runtime: ProviderRuntime) -> dict[str, Provider]:
+    """One instance of every provider that can dial, keyed by name."""
+    return {name: spec.factory(runtime) for name, spec in PROVIDERS.items() if spec.factory is not None}

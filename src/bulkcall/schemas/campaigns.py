@@ -209,6 +209,9 @@ class TaskOut(ResponseModel):
         default_factory=dict, description="What the agent gets: call_variables, then contact fields, then custom fields"
     )
     cost: float
+    talk_seconds: float
+    first_called_at: UtcDatetime | None
+    last_called_at: UtcDatetime | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     completed_at: UtcDatetime | None
@@ -219,3 +222,34 @@ class TaskOut(ResponseModel):
         if value is None:
             return []
         return value.split("|") if isinstance(value, str) else value
+
+
+class AttemptOut(ResponseModel):
+    """One call of a task. Times are service-clock instants at which bulkcall learned of each step."""
+
+    id: int
+    attempt_number: int
+    phone_number_id: int = Field(description="The caller ID used")
+    caller_e164: str
+    caller_id_reason: str = Field(description="Why this caller ID was chosen")
+    telephony_connection_id: int
+    provider: str
+    provider_call_id: str | None
+    state: str = Field(description="queued, dialing, ringing, in_progress or ended")
+    queued_at: UtcDatetime
+    dialed_at: UtcDatetime | None
+    answered_at: UtcDatetime | None
+    ended_at: UtcDatetime | None
+    duration_seconds: float | None = Field(description="Talk time reported by the provider")
+    outcome: str | None
+    answered_by: str | None
+    hangup_reason: str | None
+    cost: float | None
+    recording_url: str | None
+    transcript: str | None
+    extracted_data: dict[str, Any] | None
+    error: str | None
+
+
+class TaskDetailOut(TaskOut):
+    call_attempts: list[AttemptOut] = Field(default_factory=list, description="Every call of this task, oldest first")

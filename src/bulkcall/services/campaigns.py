@@ -1,7 +1,7 @@
 """Campaigns: configuration, audience, the lifecycle, cloning and templates.
 
-Launching turns the audience into tasks (one INSERT ... SELECT) and moves the state; the dispatcher that
-dials them is a separate part of the system.
+Launching turns the audience into tasks (one INSERT ... SELECT) and moves the state; the dispatcher
+(``bulkcall.dispatch``) dials them and is woken when a campaign starts running or gains contacts.
 """
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
+
 from bulkcall.db.models import Campaign, CampaignTemplate, Contact
 from bulkcall.db.repositories.agents import AgentRepository
 from bulkcall.db.repositories.campaigns import CampaignRepository, TemplateRepository
 from bulkcall.db.repositories.contact_lists import ContactListRepository
 from bulkcall.db.repositories.contacts import ContactRepository
+from bulkcall.db.repositories.dispatch import notify_dispatchers
 from bulkcall.db.repositories.phone_numbers import PhoneNumberRepository
 from bulkcall.db.repositories.workspaces import WorkspaceStore
 from bulkcall.domain import capacity, lifecycle
@@ -22,6 +25,7 @@ from bulkcall.domain.lifecycle import Action, CampaignStatus, InvalidTransition
 from bulkcall.domain.phones import InvalidPhone, normalize
 from bulkcall.domain.timezones import canonical_zone
 from bulkcall.domain.windows import any_enabled, default_windows, validate_windows
+from bulkcall.kit import wakeup
 from bulkcall.kit.errors import AppError, Conflict, FieldErrors, NotFound, ValidationFailed
 from bulkcall.schemas.campaigns import (
     AudienceFields,
@@ -611,6 +615,14 @@ async def _enter(
     data = {"campaign_id": campaign.id, "from": previous, "to": target.value, "reason": reason}
     repo.record_event(campaign, EVENTS[action], data, ctx.now)
     await repo.flush()
+    if target is CampaignStatus.RUNNING:
+        await _wake_dispatchers(ctx)
+
+
+async def _wake_dispatchers(ctx: ServiceContext) -> None:
+    """New work: wake the dispatcher here (after commit) and, on PostgreSQL, every worker (NOTIFY)."""
+    await notify_dispatchers(ctx.session)
+    event.listen(ctx.session.sync_session, "after_commit", lambda _session: wakeup.wake(), once=True)
 
 
 async def _materialize(ctx: ServiceContext, campaign: Campaign, *, include_list: bool) -> None:
@@ -633,8 +645,7 @@ async def complete_if_done(ctx: ServiceContext, campaign: Campaign) -> bool:
     """A running campaign whose tasks are all terminal becomes ``completed``."""
     if campaign.status != CampaignStatus.RUNNING:
         return False
-    counts = (await _repo(ctx).task_counts([campaign.id]))[campaign.id]
-    if any(count for status, count in counts.items() if status not in TERMINAL_TASK_STATUSES):
+    if await _repo(ctx).has_unfinished_tasks(campaign.id):
         return False
     await _enter(ctx, campaign, Action.COMPLETE, lifecycle.transition(CampaignStatus.RUNNING, Action.COMPLETE).status)
     return True
@@ -668,6 +679,7 @@ async def add_contacts(ctx: ServiceContext, campaign_id: int, body: AudienceFiel
     await repo.add_audience(campaign.id, entries)
     if status is not CampaignStatus.DRAFT:
         await _materialize(ctx, campaign, include_list=False)
+        await _wake_dispatchers(ctx)
     campaign.updated_at = ctx.now
     await repo.flush()
     return campaign

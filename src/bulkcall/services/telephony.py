@@ -8,6 +8,7 @@ stored with defaults filled in.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from secrets import token_hex
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,6 +69,7 @@ async def create_connection(ctx: ServiceContext, body: TelephonyConnectionCreate
             secrets=config.secrets(),
             concurrency_limit=body.concurrency_limit,
             calls_per_second=body.calls_per_second,
+            signing_secret=token_hex(32),
             created_at=ctx.now,
             updated_at=ctx.now,
         )

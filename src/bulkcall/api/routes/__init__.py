@@ -10,6 +10,7 @@ from bulkcall.api.routes import (
     contacts,
     dnc,
     phone_numbers,
+    provider_callbacks,
     telephony_connections,
     workspace,
 )
@@ -25,4 +26,5 @@ ROUTERS: list[APIRouter] = [
     dnc.router,
     campaigns.router,
     campaigns.templates_router,
+    provider_callbacks.router,
 ]

@@ -21,6 +21,7 @@ from bulkcall.schemas.campaigns import (
     ClonePrefill,
     PauseBody,
     SaveAsTemplateBody,
+    TaskDetailOut,
     TaskOut,
     TaskStatusName,
     TemplateOut,
@@ -215,10 +216,10 @@ async def list_tasks(
 @router.get(
     "/{campaign_id}/tasks/{task_id}",
     operation_id="get_bulk_call_campaign_task",
-    summary="One task",
+    summary="One task, with every call attempt",
     responses=error_responses(404),
 )
-async def get_task(ctx: CampaignsRead, campaign_id: PathId, task_id: PathId) -> Envelope[TaskOut]:
+async def get_task(ctx: CampaignsRead, campaign_id: PathId, task_id: PathId) -> Envelope[TaskDetailOut]:
     return ok(await tasks.get_task(ctx, campaign_id, task_id))
 
 

@@ -3,12 +3,14 @@
 from bulkcall.db.models.agent import Agent
 from bulkcall.db.models.base import Base
 from bulkcall.db.models.campaign import (
+    CallAttempt,
     CallTask,
     Campaign,
     CampaignAudienceEntry,
     CampaignEvent,
     CampaignPhoneNumber,
     CampaignTemplate,
+    ProviderCallback,
 )
 from bulkcall.db.models.contact import (
     Contact,
@@ -26,6 +28,7 @@ __all__ = [
     "Agent",
     "ApiKey",
     "Base",
+    "CallAttempt",
     "CallTask",
     "Campaign",
     "CampaignAudienceEntry",
@@ -40,6 +43,7 @@ __all__ = [
     "DncEntry",
     "IdempotencyRecord",
     "PhoneNumber",
+    "ProviderCallback",
     "TelephonyConnection",
     "Workspace",
 ]

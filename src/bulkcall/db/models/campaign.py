@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bulkcall.db.models.base import Base, IdMixin, TimestampMixin
@@ -46,6 +46,10 @@ class Campaign(IdMixin, TimestampMixin, Base):
     template_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("campaign_templates.id", ondelete="SET NULL"))
     # Audience entries up to this id have become tasks (entries added later while running get theirs on add).
     audience_materialized_to: Mapped[int]
+    # Why due tasks are not being dialed right now (a capacity limit, CPS, no number), as the engine last saw it;
+    # shown on waiting tasks instead of rewriting every one of them.
+    dispatch_blocker: Mapped[str | None] = mapped_column(String(32))
+    first_dialed_at: Mapped[datetime | None]
     launched_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
@@ -82,6 +86,12 @@ class CampaignAudienceEntry(IdMixin, Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+WAITING_STATUSES = ("pending", "retry_pending")
+# The partial index's predicate; a query must repeat it verbatim for SQLite to use the index.
+WAITING_SQL = "status IN ('pending', 'retry_pending')"
+OPEN_ATTEMPT_SQL = "ended_at IS NULL"
+
+
 class CallTask(IdMixin, Base):
     """One contact in one campaign: the unit the dispatcher works on.
 
@@ -97,6 +107,15 @@ class CallTask(IdMixin, Base):
     __table_args__ = (
         Index("ix_call_tasks_campaign_id_status", "campaign_id", "status"),
         Index("ix_call_tasks_campaign_id_id", "campaign_id", "id"),
+        # Finding work: only waiting tasks, in the order they become eligible, so a claim reads what it takes.
+        Index(
+            "ix_call_tasks_waiting",
+            "campaign_id",
+            "next_eligible_at",
+            "id",
+            sqlite_where=text(WAITING_SQL),
+            postgresql_where=text(WAITING_SQL),
+        ),
     )
 
     workspace_id: Mapped[int] = mapped_column(IdType)
@@ -115,10 +134,115 @@ class CallTask(IdMixin, Base):
     voicemail_attempts: Mapped[int]
     last_outcome: Mapped[str | None] = mapped_column(String(16))
     caller_phone_number_id: Mapped[int | None] = mapped_column(IdType)
+    # The number that reached the contact (answered, voicemail, busy): its retries keep it when it is free.
+    sticky_phone_number_id: Mapped[int | None] = mapped_column(IdType)
     cost: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    first_called_at: Mapped[datetime | None]
+    last_called_at: Mapped[datetime | None]
+    talk_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+
+
+class CallAttempt(IdMixin, Base):
+    """One call: claimed (``queued``), handed to the provider (``dialing``), then ``ringing`` / ``in_progress``,
+    and ``ended`` with an outcome.
+
+    The partial unique index makes "at most one call in flight per task" a database rule, not only a code
+    path. ``lease_expires_at`` is wall-clock time (it is about a worker being alive, not about the service
+    clock): a ``queued`` attempt whose worker died before the request left is released when it passes.
+    """
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        UniqueConstraint("task_id", "attempt_number"),
+        Index(
+            "ux_call_attempts_open_task",
+            "task_id",
+            unique=True,
+            sqlite_where=text(OPEN_ATTEMPT_SQL),
+            postgresql_where=text(OPEN_ATTEMPT_SQL),
+        ),
+        # In-flight calls per campaign and connection, counted under the claim lock.
+        Index(
+            "ix_call_attempts_open",
+            "workspace_id",
+            "campaign_id",
+            "telephony_connection_id",
+            sqlite_where=text(OPEN_ATTEMPT_SQL),
+            postgresql_where=text(OPEN_ATTEMPT_SQL),
+        ),
+        # Calls per second per connection and each number's recent record.
+        Index("ix_call_attempts_workspace_id_queued_at", "workspace_id", "queued_at"),
+        Index("ix_call_attempts_campaign_id_id", "campaign_id", "id"),
+        Index("ix_call_attempts_provider_call_id", "provider", "provider_call_id"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(IdType)
+    campaign_id: Mapped[int] = mapped_column(IdType)
+    task_id: Mapped[int] = mapped_column(IdType)
+    attempt_number: Mapped[int]
+    phone_number_id: Mapped[int] = mapped_column(IdType)
+    caller_e164: Mapped[str] = mapped_column(String(20))
+    callee_e164: Mapped[str] = mapped_column(String(40))
+    telephony_connection_id: Mapped[int] = mapped_column(IdType)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_call_id: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    caller_id_reason: Mapped[str] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime]
+    dialed_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    answered_by: Mapped[str | None] = mapped_column(String(16))
+    hangup_reason: Mapped[str | None] = mapped_column(String(64))
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(12, 4))
+    recording_url: Mapped[str | None] = mapped_column(Text)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    extracted_data: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ProviderCallback(IdMixin, Base):
+    """Every inbound provider event, stored raw with its dedupe verdict (the receipts).
+
+    ``verdict``: ``applied``, ``duplicate``, ``out_of_order`` (older than what the attempt already knows;
+    stored, changes nothing), ``unknown_call``, ``rejected_signature``, ``malformed``. The partial unique
+    index is the database's backstop for "applied once".
+    """
+
+    __tablename__ = "provider_callbacks"
+    __table_args__ = (
+        Index(
+            "ux_provider_callbacks_dedupe",
+            "provider",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("verdict IN ('applied', 'out_of_order')"),
+            postgresql_where=text("verdict IN ('applied', 'out_of_order')"),
+        ),
+        Index("ix_provider_callbacks_attempt_id", "attempt_id"),
+        Index("ix_provider_callbacks_campaign_id_id", "campaign_id", "id"),
+        Index("ix_provider_callbacks_workspace_id_id", "workspace_id", "id"),
+    )
+
+    workspace_id: Mapped[int | None] = mapped_column(IdType)
+    provider: Mapped[str] = mapped_column(String(32))
+    telephony_connection_id: Mapped[int | None] = mapped_column(IdType)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    event_type: Mapped[str | None] = mapped_column(String(32))
+    verdict: Mapped[str] = mapped_column(String(24))
+    campaign_id: Mapped[int | None] = mapped_column(IdType)
+    task_id: Mapped[int | None] = mapped_column(IdType)
+    attempt_id: Mapped[int | None] = mapped_column(IdType)
+    payload: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime]
 
 
 class CampaignEvent(IdMixin, Base):

@@ -21,6 +21,9 @@ class TelephonyConnection(IdMixin, TimestampMixin, Base):
     secrets: Mapped[dict[str, str]] = mapped_column(JsonType)
     concurrency_limit: Mapped[int]
     calls_per_second: Mapped[float] = mapped_column(Float)
+    # Signs what bulkcall and this connection's provider send each other (simulator and http_agent callbacks);
+    # generated on create, never rendered.
+    signing_secret: Mapped[str] = mapped_column(String(64))
 
 
 class PhoneNumber(IdMixin, TimestampMixin, Base):

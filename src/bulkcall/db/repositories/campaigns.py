@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import (
+    CallAttempt,
     CallTask,
     Campaign,
     CampaignAudienceEntry,
@@ -23,6 +24,8 @@ from bulkcall.db.models import (
 )
 from bulkcall.db.repositories.base import WorkspaceRepository
 from bulkcall.db.types import sqlite_timestamp
+
+UNFINISHED_TASK_STATUSES = ("pending", "retry_pending", "queued", "placing_call", "calling")
 
 
 class CampaignRepository(WorkspaceRepository[Campaign]):
@@ -217,6 +220,15 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
             counts[campaign_id][status] = int(count)
         return counts
 
+    async def has_unfinished_tasks(self, campaign_id: int) -> bool:
+        """True while any task is not terminal (an index probe, not a count over the campaign)."""
+        result = await self.session.execute(
+            select(CallTask.id)
+            .where(CallTask.campaign_id == campaign_id, CallTask.status.in_(UNFINISHED_TASK_STATUSES))
+            .limit(1)
+        )
+        return result.first() is not None
+
     async def cancel_undialed_tasks(self, campaign_id: int, now: datetime) -> None:
         """Every task not yet handed to a carrier ends ``cancelled``; calls in flight finish on their own."""
         await self.session.execute(
@@ -256,6 +268,14 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
             )
         ).first()
         return None if row is None else (row[0], row[1])
+
+    async def task_attempts(self, task_id: int) -> list[CallAttempt]:
+        rows = await self.session.execute(
+            select(CallAttempt)
+            .where(CallAttempt.task_id == task_id, CallAttempt.workspace_id == self.workspace_id)
+            .order_by(CallAttempt.attempt_number)
+        )
+        return list(rows.scalars())
 
     # -- events ----------------------------------------------------------------------------------------------
 
@@ -308,8 +328,8 @@ async def due_scheduled_campaigns(session: AsyncSession, now: datetime) -> list[
 _TASK_INSERT = """
     INSERT INTO call_tasks (
         workspace_id, campaign_id, contact_id, phone_e164, status, skip_reason, blocker, next_eligible_at,
-        timezones, timezone_source, country, attempts, voicemail_attempts, cost, created_at, updated_at,
-        completed_at)
+        timezones, timezone_source, country, attempts, voicemail_attempts, cost, talk_seconds, created_at,
+        updated_at, completed_at)
     SELECT
         :workspace_id, :campaign_id, x.contact_id, x.phone_e164,
         CASE WHEN x.skip_reason IS NULL THEN 'pending' ELSE 'skipped' END,
@@ -320,7 +340,7 @@ _TASK_INSERT = """
         CASE WHEN x.timezone IS NOT NULL THEN 'contact_field'
              WHEN x.phone_timezones IS NOT NULL THEN 'phone_number'
              ELSE 'fallback' END,
-        x.country, 0, 0, 0, :now, :now,
+        x.country, 0, 0, 0, 0, :now, :now,
         CASE WHEN x.skip_reason IS NOT NULL THEN :now END
 """
 

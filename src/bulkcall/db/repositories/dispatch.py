@@ -1,0 +1,558 @@
+"""The engine's queries: claiming due tasks, counting calls in flight, recording attempts and results.
+
+Everything here is set-based or batched (one statement for a batch of tasks), so the cost of a dial does
+not grow with the size of a campaign. The claim-side locks differ by database: PostgreSQL takes a
+per-workspace advisory lock for the counting and ``FOR UPDATE SKIP LOCKED`` on the tasks; SQLite's write
+transactions (``BEGIN IMMEDIATE``) already admit one writer at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bulkcall.db.models import (
+    Agent,
+    CallAttempt,
+    CallTask,
+    Campaign,
+    CampaignEvent,
+    CampaignPhoneNumber,
+    Contact,
+    DncEntry,
+    PhoneNumber,
+    ProviderCallback,
+    TelephonyConnection,
+    Workspace,
+)
+from bulkcall.db.models.campaign import WAITING_STATUSES
+from bulkcall.domain.calls import AttemptState
+
+# Advisory lock namespaces (first key of PostgreSQL's two-key form).
+CLAIM_LOCK = 0x62630001
+SWEEP_LOCK = 0x62630002
+DISPATCH_CHANNEL = "bulkcall_dispatch"
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+async def lock_workspace_claims(session: AsyncSession, workspace_id: int) -> None:
+    """Serialise the count-then-claim of one workspace across processes (PostgreSQL; SQLite needs nothing)."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK, workspace_id)))
+
+
+async def try_sweep_lock(session: AsyncSession, sweep: int) -> bool:
+    """True if this transaction may run sweep ``sweep`` (only one process at a time on PostgreSQL)."""
+    if dialect_of(session) != "postgresql":
+        return True
+    result = await session.execute(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK, sweep)))
+    return bool(result.scalar_one())
+
+
+@dataclass(frozen=True)
+class PoolNumber:
+    campaign_id: int
+    id: int
+    e164: str
+    country: str | None
+    active: bool
+    spam_flagged: bool
+    allowed_countries: tuple[str, ...] | None
+    connection_id: int
+    connection_limit: int
+    calls_per_second: float
+    provider: str
+
+
+async def running_campaigns(session: AsyncSession) -> list[Campaign]:
+    rows = await session.execute(
+        select(Campaign).where(Campaign.status == "running").order_by(Campaign.priority.desc(), Campaign.id)
+    )
+    return list(rows.scalars())
+
+
+async def campaign_statuses(session: AsyncSession, campaign_ids: Sequence[int], *, share_lock: bool) -> dict[int, str]:
+    """Current statuses; with ``share_lock`` the rows stay locked against lifecycle changes (pause, cancel)
+    until this transaction ends, so "pause means stop" holds across processes."""
+    query = select(Campaign.id, Campaign.status).where(Campaign.id.in_(list(campaign_ids)))
+    if share_lock and dialect_of(session) == "postgresql":
+        query = query.with_for_update(read=True)
+    return {int(row_id): status for row_id, status in await session.execute(query)}
+
+
+async def workspace_cap(session: AsyncSession, workspace_id: int) -> int | None:
+    result = await session.execute(select(Workspace.concurrency_cap).where(Workspace.id == workspace_id))
+    value = result.scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def open_attempts(session: AsyncSession, workspace_id: int) -> dict[tuple[int, int], int]:
+    """Calls holding a slot, by (campaign, connection)."""
+    rows = await session.execute(
+        select(CallAttempt.campaign_id, CallAttempt.telephony_connection_id, func.count())
+        .where(CallAttempt.workspace_id == workspace_id, CallAttempt.ended_at.is_(None))
+        .group_by(CallAttempt.campaign_id, CallAttempt.telephony_connection_id)
+    )
+    return {(int(campaign), int(connection)): int(count) for campaign, connection, count in rows}
+
+
+async def dials_since(session: AsyncSession, workspace_id: int, since: datetime) -> dict[int, int]:
+    """Attempts started after ``since``, by connection (for calls-per-second)."""
+    rows = await session.execute(
+        select(CallAttempt.telephony_connection_id, func.count())
+        .where(CallAttempt.workspace_id == workspace_id, CallAttempt.queued_at > since)
+        .group_by(CallAttempt.telephony_connection_id)
+    )
+    return {int(connection): int(count) for connection, count in rows}
+
+
+async def number_records(session: AsyncSession, workspace_id: int, since: datetime) -> dict[int, tuple[int, int]]:
+    """(attempts, answers) per caller number since ``since``."""
+    rows = await session.execute(
+        select(
+            CallAttempt.phone_number_id,
+            func.count(),
+            func.sum(case((CallAttempt.outcome == "answered", 1), else_=0)),
+        )
+        .where(CallAttempt.workspace_id == workspace_id, CallAttempt.queued_at > since)
+        .group_by(CallAttempt.phone_number_id)
+    )
+    return {int(number): (int(attempts), int(answers or 0)) for number, attempts, answers in rows}
+
+
+async def pool_numbers(session: AsyncSession, campaign_ids: Sequence[int]) -> dict[int, list[PoolNumber]]:
+    pools: dict[int, list[PoolNumber]] = {campaign_id: [] for campaign_id in campaign_ids}
+    rows = await session.execute(
+        select(CampaignPhoneNumber.campaign_id, PhoneNumber, TelephonyConnection)
+        .join(PhoneNumber, PhoneNumber.id == CampaignPhoneNumber.phone_number_id)
+        .join(TelephonyConnection, TelephonyConnection.id == PhoneNumber.telephony_connection_id)
+        .where(CampaignPhoneNumber.campaign_id.in_(list(campaign_ids)))
+        .order_by(CampaignPhoneNumber.campaign_id, PhoneNumber.id)
+    )
+    for campaign_id, number, connection in rows:
+        pools[int(campaign_id)].append(
+            PoolNumber(
+                campaign_id=int(campaign_id),
+                id=number.id,
+                e164=number.e164,
+                country=number.country,
+                active=number.status == "active",
+                spam_flagged=number.spam_flagged,
+                allowed_countries=tuple(number.allowed_countries) if number.allowed_countries is not None else None,
+                connection_id=connection.id,
+                connection_limit=connection.concurrency_limit,
+                calls_per_second=connection.calls_per_second,
+                provider=connection.provider,
+            )
+        )
+    return pools
+
+
+async def connections(session: AsyncSession, connection_ids: Iterable[int]) -> dict[int, TelephonyConnection]:
+    ids = sorted(set(connection_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(TelephonyConnection).where(TelephonyConnection.id.in_(ids)))
+    return {row.id: row for row in rows.scalars()}
+
+
+@dataclass(frozen=True)
+class DueTask:
+    id: int
+    campaign_id: int
+    contact_id: int | None
+    phone_e164: str
+    country: str | None
+    timezones: str | None
+    attempts: int
+    sticky_phone_number_id: int | None
+    status: str
+
+
+async def due_tasks(
+    session: AsyncSession, campaign_id: int, now: datetime, limit: int, closed_keys: Sequence[str]
+) -> list[DueTask]:
+    """Up to ``limit`` waiting tasks whose time has come, oldest first, skipping zone keys that are closed.
+
+    Reads the partial waiting index in order; rows another worker holds are skipped, not waited for.
+    """
+    if limit <= 0:
+        return []
+    query = (
+        select(
+            CallTask.id,
+            CallTask.campaign_id,
+            CallTask.contact_id,
+            CallTask.phone_e164,
+            CallTask.country,
+            CallTask.timezones,
+            CallTask.attempts,
+            CallTask.sticky_phone_number_id,
+            CallTask.status,
+        )
+        .where(
+            CallTask.campaign_id == campaign_id,
+            CallTask.status.in_(WAITING_STATUSES),
+            CallTask.next_eligible_at <= now,
+        )
+        .order_by(CallTask.next_eligible_at, CallTask.id)
+        .limit(limit)
+    )
+    if closed_keys:
+        query = query.where(CallTask.timezones.not_in(list(closed_keys)))
+    if dialect_of(session) == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=CallTask)
+    rows = await session.execute(query)
+    return [
+        DueTask(
+            id=row.id,
+            campaign_id=row.campaign_id,
+            contact_id=row.contact_id,
+            phone_e164=row.phone_e164 or "",
+            country=row.country,
+            timezones=row.timezones,
+            attempts=row.attempts,
+            sticky_phone_number_id=row.sticky_phone_number_id,
+            status=row.status,
+        )
+        for row in rows
+    ]
+
+
+async def zone_keys(session: AsyncSession, campaign_id: int) -> list[str]:
+    """The distinct zone keys of a campaign's tasks (a few hundred at most, even for millions of tasks)."""
+    rows = await session.execute(select(CallTask.timezones).where(CallTask.campaign_id == campaign_id).distinct())
+    return [key for key in rows.scalars() if key is not None]
+
+
+async def defer_closed_keys(
+    session: AsyncSession, campaign_id: int, now: datetime, reopen: dict[str, tuple[datetime, str]]
+) -> int:
+    """Move due tasks of closed zone keys to when their key opens next (``key -> (instant, blocker)``).
+
+    One statement for all keys; afterwards the due part of the waiting index holds only dialable work.
+    """
+    if not reopen:
+        return 0
+    keys = list(reopen)
+    when = case(
+        {key: bindparam(f"at_{index}", at) for index, (key, (at, _)) in enumerate(reopen.items())},
+        value=CallTask.timezones,
+    )
+    why = case({key: blocker for key, (_, blocker) in reopen.items()}, value=CallTask.timezones)
+    result = await session.execute(
+        update(CallTask)
+        .where(
+            CallTask.campaign_id == campaign_id,
+            CallTask.status.in_(WAITING_STATUSES),
+            CallTask.next_eligible_at <= now,
+            CallTask.timezones.in_(keys),
+        )
+        .values(next_eligible_at=when, blocker=why, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    result = await session.execute(insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True), rows)
+    return [int(row_id) for row_id in result.scalars()]
+
+
+async def mark_tasks_queued(session: AsyncSession, task_ids: Sequence[int], now: datetime) -> None:
+    await session.execute(
+        update(CallTask)
+        .where(CallTask.id.in_(list(task_ids)))
+        .values(status="queued", blocker=None, next_eligible_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def skip_tasks(session: AsyncSession, task_ids: Sequence[int], reason: str, now: datetime) -> None:
+    if task_ids:
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.id.in_(list(task_ids)), CallTask.status.not_in(("completed", "failed", "cancelled")))
+            .values(
+                status="skipped",
+                skip_reason=reason,
+                blocker=None,
+                next_eligible_at=None,
+                updated_at=now,
+                completed_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def set_dispatch_blockers(session: AsyncSession, blockers: dict[int, str | None]) -> None:
+    for campaign_id, blocker in blockers.items():
+        await session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.dispatch_blocker.is_distinct_from(blocker))
+            .values(dispatch_blocker=blocker)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def queued_attempts(session: AsyncSession, attempt_ids: Sequence[int]) -> list[CallAttempt]:
+    rows = await session.execute(
+        select(CallAttempt).where(CallAttempt.id.in_(list(attempt_ids)), CallAttempt.state == AttemptState.QUEUED)
+    )
+    return list(rows.scalars())
+
+
+async def dnc_phones(session: AsyncSession, workspace_id: int, phones: Iterable[str]) -> set[str]:
+    wanted = sorted(set(phones))
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        select(DncEntry.phone_e164).where(DncEntry.workspace_id == workspace_id, DncEntry.phone_e164.in_(wanted))
+    )
+    return set(rows.scalars())
+
+
+async def release_attempts(session: AsyncSession, attempts: Sequence[CallAttempt], now: datetime) -> None:
+    """Undo claims whose request never left: the attempt disappears, the task waits again (if still queued)."""
+    if not attempts:
+        return
+    await session.execute(delete(CallAttempt).where(CallAttempt.id.in_([attempt.id for attempt in attempts])))
+    task_ids = [attempt.task_id for attempt in attempts]
+    await session.execute(
+        update(CallTask)
+        .where(CallTask.id.in_(task_ids), CallTask.status == "queued")
+        .values(
+            status=case((CallTask.attempts > 0, "retry_pending"), else_="pending"),
+            next_eligible_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def mark_dialing(session: AsyncSession, attempts: Sequence[CallAttempt], now: datetime) -> None:
+    """The point of no return: from here the request may leave, so the attempt is never sent again."""
+    if not attempts:
+        return
+    await session.execute(
+        update(CallAttempt)
+        .where(CallAttempt.id.in_([attempt.id for attempt in attempts]))
+        .values(state=AttemptState.DIALING.value, dialed_at=now, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(CallTask),
+        [
+            {
+                "id": attempt.task_id,
+                "status": "placing_call",
+                "attempts": attempt.attempt_number,
+                "caller_phone_number_id": attempt.phone_number_id,
+                "last_called_at": now,
+                "updated_at": now,
+            }
+            for attempt in attempts
+        ],
+    )
+    await session.execute(
+        update(CallTask)
+        .where(CallTask.id.in_([attempt.task_id for attempt in attempts]), CallTask.first_called_at.is_(None))
+        .values(first_called_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Campaign)
+        .where(Campaign.id.in_({attempt.campaign_id for attempt in attempts}), Campaign.first_dialed_at.is_(None))
+        .values(first_dialed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def contacts_by_id(session: AsyncSession, contact_ids: Iterable[int]) -> dict[int, Contact]:
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(Contact).where(Contact.id.in_(ids)))
+    return {row.id: row for row in rows.scalars()}
+
+
+async def record_placed(session: AsyncSession, placed: dict[int, str]) -> None:
+    if placed:
+        await session.execute(
+            update(CallAttempt),
+            [{"id": attempt_id, "provider_call_id": call_id} for attempt_id, call_id in placed.items()],
+        )
+
+
+async def mark_tasks_calling(session: AsyncSession, task_ids: Sequence[int]) -> None:
+    """The provider has the call: ``placing_call`` becomes ``calling`` (later states are left alone)."""
+    if task_ids:
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.id.in_(sorted(set(task_ids))), CallTask.status == "placing_call")
+            .values(status="calling")
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def notify_dispatchers(session: AsyncSession) -> None:
+    """Wake every worker listening on PostgreSQL (delivered when this transaction commits)."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(select(func.pg_notify(DISPATCH_CHANNEL, "")))
+
+
+async def agent_runtimes(session: AsyncSession, agent_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    ids = sorted(set(agent_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(Agent.id, Agent.runtime).where(Agent.id.in_(ids)))
+    return {int(agent_id): dict(runtime or {}) for agent_id, runtime in rows}
+
+
+async def queued_attempts_of_worker(session: AsyncSession, worker: str) -> list[CallAttempt]:
+    rows = await session.execute(
+        select(CallAttempt).where(CallAttempt.worker == worker, CallAttempt.state == AttemptState.QUEUED)
+    )
+    return list(rows.scalars())
+
+
+async def note_attempt_errors(session: AsyncSession, errors: dict[int, str]) -> None:
+    if errors:
+        await session.execute(
+            update(CallAttempt), [{"id": attempt_id, "error": error} for attempt_id, error in errors.items()]
+        )
+
+
+async def attempts_for_update(session: AsyncSession, attempt_ids: Iterable[int]) -> dict[int, CallAttempt]:
+    ids = sorted(set(attempt_ids))
+    if not ids:
+        return {}
+    query = select(CallAttempt).where(CallAttempt.id.in_(ids)).order_by(CallAttempt.id)
+    if dialect_of(session) == "postgresql":
+        query = query.with_for_update()
+    rows = await session.execute(query)
+    return {row.id: row for row in rows.scalars()}
+
+
+async def attempt_ids_by_call_id(session: AsyncSession, provider: str, call_ids: Iterable[str]) -> dict[str, int]:
+    ids = sorted(set(call_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(CallAttempt.provider_call_id, CallAttempt.id).where(
+            CallAttempt.provider == provider, CallAttempt.provider_call_id.in_(ids)
+        )
+    )
+    return {str(call_id): int(attempt_id) for call_id, attempt_id in rows}
+
+
+async def seen_dedupe_keys(session: AsyncSession, provider: str, keys: Iterable[str]) -> set[str]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        select(ProviderCallback.dedupe_key).where(
+            ProviderCallback.provider == provider,
+            ProviderCallback.dedupe_key.in_(wanted),
+            ProviderCallback.verdict.in_(("applied", "out_of_order")),
+        )
+    )
+    return {key for key in rows.scalars() if key is not None}
+
+
+async def insert_receipts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(ProviderCallback), rows)
+
+
+async def update_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(update(CallAttempt), rows)
+
+
+async def tasks_by_id(session: AsyncSession, task_ids: Iterable[int]) -> dict[int, CallTask]:
+    ids = sorted(set(task_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(CallTask).where(CallTask.id.in_(ids)))
+    return {row.id: row for row in rows.scalars()}
+
+
+async def campaigns_by_id(session: AsyncSession, campaign_ids: Iterable[int]) -> dict[int, Campaign]:
+    ids = sorted(set(campaign_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(Campaign).where(Campaign.id.in_(ids)))
+    return {row.id: row for row in rows.scalars()}
+
+
+async def update_tasks(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(update(CallTask), rows)
+
+
+async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(CampaignEvent), rows)
+
+
+async def expired_leases(session: AsyncSession, wall_now: datetime, limit: int = 1000) -> list[CallAttempt]:
+    rows = await session.execute(
+        select(CallAttempt)
+        .where(
+            CallAttempt.ended_at.is_(None),
+            CallAttempt.state == AttemptState.QUEUED,
+            CallAttempt.lease_expires_at < wall_now,
+        )
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def overdue_attempts(session: AsyncSession, dialed_before: datetime, limit: int = 1000) -> list[CallAttempt]:
+    """Open attempts whose request left before ``dialed_before`` and whose result never came."""
+    rows = await session.execute(
+        select(CallAttempt)
+        .where(
+            CallAttempt.ended_at.is_(None),
+            CallAttempt.state != AttemptState.QUEUED,
+            CallAttempt.dialed_at < dialed_before,
+        )
+        .order_by(CallAttempt.id)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def ended_campaigns(session: AsyncSession, now: datetime) -> list[Campaign]:
+    rows = await session.execute(
+        select(Campaign).where(Campaign.status.in_(("running", "paused")), Campaign.ends_at <= now)
+    )
+    return list(rows.scalars())
+
+
+async def end_waiting_tasks(session: AsyncSession, campaign_id: int, now: datetime) -> int:
+    result = await session.execute(
+        update(CallTask)
+        .where(CallTask.campaign_id == campaign_id, CallTask.status.in_(WAITING_STATUSES))
+        .values(
+            status="skipped",
+            skip_reason="campaign_ended",
+            blocker=None,
+            next_eligible_at=None,
+            updated_at=now,
+            completed_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

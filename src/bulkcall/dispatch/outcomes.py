@@ -1,0 +1,221 @@
+"""What a finished call does to its task: the one place an attempt ends, whatever reported the end.
+
+Provider callbacks, a provider refusing a call, and the result timeout all end attempts here, so the
+attempt budget, retry delays, voicemail rules, stickiness and the ``call.completed`` / ``task.completed``
+events are applied the same way on every path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bulkcall.db.models import CallAttempt, CallTask, Campaign
+from bulkcall.db.repositories import dispatch as queries
+from bulkcall.domain.calls import AttemptState
+from bulkcall.domain.retries import Outcome, RetryPolicy, after_attempt
+from bulkcall.domain.schedule import calendar_for
+from bulkcall.kit.logging import get_logger
+from bulkcall.services import campaigns as campaign_service
+from bulkcall.services.context import ServiceContext
+
+log = get_logger("bulkcall.dispatch")
+
+# Outcomes that show the number got through to the contact's line: its retries keep that caller ID.
+REACHED = frozenset({Outcome.ANSWERED, Outcome.VOICEMAIL, Outcome.BUSY})
+# An unknown zone never opens; the task waits (and says why) instead of being dialed at a guessed hour.
+INVALID_ZONE_RECHECK = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    attempt: CallAttempt
+    outcome: Outcome
+    answered_by: str | None = None
+    duration_seconds: float | None = None
+    cost: float | None = None
+    hangup_reason: str | None = None
+    recording_url: str | None = None
+    transcript: str | None = None
+    extracted_data: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def retry_policy(campaign: Campaign) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=campaign.max_retries,
+        retry_delay_minutes=campaign.retry_delay_minutes,
+        retry_delays=dict(campaign.retry_delays or {}),
+        retry_on_voicemail=campaign.retry_on_voicemail,
+        max_voicemail_attempts=campaign.max_voicemail_attempts,
+    )
+
+
+@dataclass(frozen=True)
+class NextDial:
+    """When a waiting task may be dialed next; ``at`` None means the campaign ends before that."""
+
+    at: datetime | None
+    blocker: str | None
+
+
+def next_dial(campaign: Campaign, zone_key: str | None, now: datetime, not_before: datetime) -> NextDial:
+    """The first instant at or after ``not_before`` inside the task's windows (retry delays, re-queues)."""
+    calendar = calendar_for(
+        zone_key,
+        windows=campaign.call_windows,
+        mode=campaign.timezone_mode,
+        campaign_timezone=campaign.timezone,
+        ends_at=campaign.ends_at,
+    )
+    if calendar is None:
+        return NextDial(now + INVALID_ZONE_RECHECK, "invalid_timezone")
+    eligibility = calendar.next_eligible(now, not_before)
+    if eligibility.at is None:
+        if campaign.ends_at is not None and eligibility.checked_until >= campaign.ends_at:
+            return NextDial(None, None)
+        return NextDial(eligibility.checked_until, "outside_call_window")
+    if eligibility.at > not_before:
+        return NextDial(eligibility.at, "outside_call_window")
+    return NextDial(eligibility.at, "waiting_retry" if not_before > now else None)
+
+
+async def finish_attempts(session: AsyncSession, now: datetime, results: Sequence[CallResult]) -> set[int]:
+    """End each attempt, decide its task, record the events; returns the campaigns touched."""
+    if not results:
+        return set()
+    tasks = await queries.tasks_by_id(session, [result.attempt.task_id for result in results])
+    campaigns = await queries.campaigns_by_id(session, [result.attempt.campaign_id for result in results])
+    attempt_rows: list[dict[str, Any]] = []
+    task_rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for result in results:
+        attempt = result.attempt
+        task = tasks.get(attempt.task_id)
+        campaign = campaigns.get(attempt.campaign_id)
+        attempt_rows.append(_ended_attempt(result, now))
+        events.append(_event(attempt, "call.completed", _call_data(result), now))
+        if task is None or campaign is None:
+            log.warning("attempt_without_task", attempt_id=attempt.id)
+            continue
+        row = _task_after(task, campaign, result, now)
+        task_rows.append(row)
+        if row.get("completed_at") is not None:
+            data = {
+                "campaign_id": campaign.id,
+                "task_id": task.id,
+                "contact_id": task.contact_id,
+                "status": row["status"],
+                "skip_reason": row.get("skip_reason"),
+                "last_outcome": result.outcome.value,
+                "attempts": attempt.attempt_number,
+            }
+            events.append(_event(attempt, "task.completed", data, now))
+    await queries.update_attempts(session, attempt_rows)
+    await queries.update_tasks(session, task_rows)
+    await queries.insert_events(session, events)
+    return set(campaigns)
+
+
+def _ended_attempt(result: CallResult, now: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": result.attempt.id,
+        "state": AttemptState.ENDED.value,
+        "ended_at": now,
+        "lease_expires_at": None,
+        "outcome": result.outcome.value,
+        "duration_seconds": result.duration_seconds,
+        "cost": Decimal(str(result.cost)) if result.cost is not None else Decimal(0),
+    }
+    optional = {
+        "answered_by": result.answered_by,
+        "hangup_reason": result.hangup_reason,
+        "recording_url": result.recording_url,
+        "transcript": result.transcript,
+        "extracted_data": result.extracted_data,
+        "error": result.error,
+    }
+    row.update({key: value for key, value in optional.items() if value is not None})
+    return row
+
+
+def _task_after(task: CallTask, campaign: Campaign, result: CallResult, now: datetime) -> dict[str, Any]:
+    attempt, outcome = result.attempt, result.outcome
+    voicemails = task.voicemail_attempts + (1 if outcome is Outcome.VOICEMAIL else 0)
+    talked = (result.duration_seconds or 0.0) if outcome in (Outcome.ANSWERED, Outcome.VOICEMAIL) else 0.0
+    row: dict[str, Any] = {
+        "id": task.id,
+        "attempts": max(task.attempts, attempt.attempt_number),
+        "voicemail_attempts": voicemails,
+        "last_outcome": outcome.value,
+        "caller_phone_number_id": attempt.phone_number_id,
+        "cost": (task.cost or Decimal(0)) + Decimal(str(result.cost or 0)),
+        "talk_seconds": (task.talk_seconds or 0.0) + talked,
+        "updated_at": now,
+    }
+    if outcome in REACHED:
+        row["sticky_phone_number_id"] = attempt.phone_number_id
+    decision = after_attempt(retry_policy(campaign), outcome, attempt.attempt_number, voicemails)
+    if decision.retry_after is None:
+        return {**row, "status": decision.status, "blocker": None, "next_eligible_at": None, "completed_at": now}
+    if campaign.status == "cancelled":
+        return {**row, "status": "cancelled", "blocker": None, "next_eligible_at": None, "completed_at": now}
+    nxt = next_dial(campaign, task.timezones, now, now + decision.retry_after)
+    if nxt.at is None:
+        return {
+            **row,
+            "status": "skipped",
+            "skip_reason": "campaign_ended",
+            "blocker": None,
+            "next_eligible_at": None,
+            "completed_at": now,
+        }
+    return {**row, "status": "retry_pending", "blocker": nxt.blocker, "next_eligible_at": nxt.at}
+
+
+def _call_data(result: CallResult) -> dict[str, Any]:
+    attempt = result.attempt
+    return {
+        "campaign_id": attempt.campaign_id,
+        "task_id": attempt.task_id,
+        "attempt_id": attempt.id,
+        "attempt_number": attempt.attempt_number,
+        "phone_number_id": attempt.phone_number_id,
+        "provider": attempt.provider,
+        "provider_call_id": attempt.provider_call_id,
+        "outcome": result.outcome.value,
+        "duration_seconds": result.duration_seconds,
+        "cost": result.cost,
+        "error": result.error,
+    }
+
+
+def _event(attempt: CallAttempt, event_type: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "workspace_id": attempt.workspace_id,
+        "campaign_id": attempt.campaign_id,
+        "type": event_type,
+        "data": data,
+        "created_at": now,
+    }
+
+
+async def complete_finished(session: AsyncSession, now: datetime, campaign_ids: set[int]) -> list[int]:
+    """Running campaigns among ``campaign_ids`` whose tasks are all terminal become completed."""
+    completed: list[int] = []
+    for campaign_id in sorted(campaign_ids):
+        campaigns = await queries.campaigns_by_id(session, [campaign_id])
+        campaign = campaigns.get(campaign_id)
+        if campaign is None or campaign.status != "running":
+            continue
+        ctx = ServiceContext(session=session, workspace_id=campaign.workspace_id, now=now)
+        locked = await campaign_service.get_campaign(ctx, campaign_id, for_update=True)
+        if await campaign_service.complete_if_done(ctx, locked):
+            completed.append(campaign_id)
+            log.info("campaign_completed", campaign_id=campaign_id)
+    return completed
