@@ -144,6 +144,7 @@ class DispatchEngine:
         try:
             while not stop.is_set():
                 dialed = 0
+                self._wake.clear()  # a wake-up during the round below makes the wait after it return at once
                 try:
                     dialed = await self.dispatch_once()
                     if time.monotonic() - last_sweep >= self.config.sweep_seconds:
@@ -152,7 +153,6 @@ class DispatchEngine:
                 except Exception:
                     log.exception("dispatch_round_failed")
                 if dialed == 0:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
         finally:
@@ -195,6 +195,7 @@ class DispatchEngine:
             self._ingesting += 1
             try:
                 await self._ingest_with_retry(batch)
+                self.wake()  # calls ended: their slots are free for the next round
             finally:
                 self._ingesting -= 1
                 for _ in batch:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CallAttempt, CallTask, Campaign
 from bulkcall.db.repositories import dispatch as queries
+from bulkcall.db.repositories.campaigns import CampaignRepository
 from bulkcall.domain.calls import AttemptState
 from bulkcall.domain.retries import Outcome, RetryPolicy, after_attempt
 from bulkcall.domain.schedule import calendar_for
@@ -214,6 +215,9 @@ async def complete_finished(session: AsyncSession, now: datetime, campaign_ids: 
         if campaign is None or campaign.status != "running":
             continue
         ctx = ServiceContext(session=session, workspace_id=campaign.workspace_id, now=now)
+        # An index probe first: the row lock below is only worth taking when the campaign may be done.
+        if await CampaignRepository(session, campaign.workspace_id).has_unfinished_tasks(campaign_id):
+            continue
         locked = await campaign_service.get_campaign(ctx, campaign_id, for_update=True)
         if await campaign_service.complete_if_done(ctx, locked):
             completed.append(campaign_id)

@@ -306,9 +306,11 @@ async def set_dispatch_blockers(session: AsyncSession, blockers: dict[int, str |
 
 
 async def queued_attempts(session: AsyncSession, attempt_ids: Sequence[int]) -> list[CallAttempt]:
-    rows = await session.execute(
-        select(CallAttempt).where(CallAttempt.id.in_(list(attempt_ids)), CallAttempt.state == AttemptState.QUEUED)
-    )
+    """The claims still queued, locked so a lease sweep cannot release one while it is being started."""
+    query = select(CallAttempt).where(CallAttempt.id.in_(list(attempt_ids)), CallAttempt.state == AttemptState.QUEUED)
+    if dialect_of(session) == "postgresql":
+        query = query.with_for_update()
+    rows = await session.execute(query.order_by(CallAttempt.id))
     return list(rows.scalars())
 
 
@@ -326,8 +328,15 @@ async def release_attempts(session: AsyncSession, attempts: Sequence[CallAttempt
     """Undo claims whose request never left: the attempt disappears, the task waits again (if still queued)."""
     if not attempts:
         return
-    await session.execute(delete(CallAttempt).where(CallAttempt.id.in_([attempt.id for attempt in attempts])))
-    task_ids = [attempt.task_id for attempt in attempts]
+    # Only rows still queued: one that its worker marked dialing meanwhile may have left, and is never undone.
+    deleted = await session.execute(
+        delete(CallAttempt)
+        .where(CallAttempt.id.in_([attempt.id for attempt in attempts]), CallAttempt.state == AttemptState.QUEUED)
+        .returning(CallAttempt.task_id)
+    )
+    task_ids = list(deleted.scalars())
+    if not task_ids:
+        return
     await session.execute(
         update(CallTask)
         .where(CallTask.id.in_(task_ids), CallTask.status == "queued")
