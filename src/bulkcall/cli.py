@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -95,6 +96,36 @@ async def _run_worker(concurrency: int | None) -> None:
     finally:
         await database.dispose()
         log.info("worker_stopped", worker=engine.config.worker_name, dialed=engine.dialed)
+
+
+@app.command()
+def demo(
+    database: Annotated[
+        Path,
+        typer.Option(help="SQLite file for the demo; deleted and created afresh on every run (only a demo database)"),
+    ] = Path("bulkcall-demo.db"),
+    contacts: Annotated[int, typer.Option(min=50, max=10_000, help="Contacts in the campaign")] = 2000,
+    rate: Annotated[
+        float,
+        typer.Option(
+            min=1, max=20_000, help="Service-clock seconds per wall second (the default run takes about a minute)"
+        ),
+    ] = 1500.0,
+    seed: Annotated[int, typer.Option(help="Seed of the audience and of the simulated network")] = 7,
+    no_live: Annotated[
+        bool, typer.Option("--no-live", help="Plain progress lines instead of the live display (CI, logs)")
+    ] = False,
+    results: Annotated[Path, typer.Option(help="Where the results CSV (one row per task) is written")] = Path(
+        "bulkcall-demo-results.csv"
+    ),
+) -> None:
+    """A whole campaign end to end on a fresh SQLite file and the simulator, on a fast service clock."""
+    from bulkcall.demo import DemoOptions, main
+
+    code = main(
+        DemoOptions(database=database, contacts=contacts, rate=rate, seed=seed, live=not no_live, results=results)
+    )
+    raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -30,3 +31,31 @@ class FixedClock:
 
     def set(self, instant: datetime) -> None:
         self._now = instant.astimezone(UTC)
+
+
+class ScaledClock:
+    """Service time that runs ``rate`` times faster than wall time: ``start + (wall elapsed) × rate``.
+
+    Wall time is read from ``time.monotonic`` so a system clock adjustment cannot make service time jump.
+    ``set_rate`` changes the speed from this instant on without a jump (the demo keeps the clock at real
+    speed while it sets up, then runs it fast).
+    """
+
+    def __init__(self, start: datetime, rate: float) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ScaledClock needs an aware datetime")
+        if rate < 0:
+            raise ValueError("ScaledClock needs a rate of 0 or more")
+        self._anchor = start.astimezone(UTC)
+        self._anchor_wall = time.monotonic()
+        self.rate = rate
+
+    def now(self) -> datetime:
+        return self._anchor + timedelta(seconds=(time.monotonic() - self._anchor_wall) * self.rate)
+
+    def set_rate(self, rate: float) -> None:
+        if rate < 0:
+            raise ValueError("ScaledClock needs a rate of 0 or more")
+        self._anchor = self.now()
+        self._anchor_wall = time.monotonic()
+        self.rate = rate
