@@ -289,7 +289,7 @@ class DispatchEngine:
         if len(closed) == len(state.keys):
             return None  # every window is shut: nothing to scan, nothing to move (reads derive the blocker)
         if closed != state.closed:
-            async with self.database.session(write=True) as session, session.begin():
+            async with self.ingestion.write_transaction() as session:
                 moved = await queries.defer_closed_keys(session, campaign.id, now, reopen)
             if moved:
                 log.info("tasks_deferred_to_window", campaign_id=campaign.id, tasks=moved, keys=len(reopen))
@@ -300,7 +300,7 @@ class DispatchEngine:
         self, workspace_id: int, campaigns: list[Campaign], closed: dict[int, list[str]], now: datetime
     ) -> list[_Claimed]:
         wall_now = datetime.now(UTC)
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.ingestion.write_transaction() as session:
             await queries.lock_workspace_claims(session, workspace_id)
             statuses = await queries.campaign_statuses(session, [c.id for c in campaigns], share_lock=False)
             campaigns = [c for c in campaigns if statuses.get(c.id) == "running"]
@@ -456,7 +456,10 @@ class DispatchEngine:
             window = 1.0 if cps >= 1 else 1.0 / cps
             windows[window].append(connection_id)
         for window, connection_ids in windows.items():
-            recent = await queries.dials_since(session, workspace_id, now - timedelta(seconds=window))
+            since = now - timedelta(seconds=window)
+            # A claim is dialed within its lease (or released), so older claims cannot dial in this window.
+            lookback = since - timedelta(seconds=self.config.lease_seconds)
+            recent = await queries.dials_since(session, workspace_id, since, lookback)
             for connection_id in connection_ids:
                 cps = connections[connection_id].calls_per_second
                 allowed = max(1, math.floor(cps * window + 1e-9))
@@ -474,12 +477,17 @@ class DispatchEngine:
     async def _start_and_send(self, workspace_id: int, claimed: list[_Claimed]) -> int:
         now = self.clock.now()
         by_attempt = {item.attempt_id: item for item in claimed}
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.ingestion.write_transaction() as session:
             campaign_ids = sorted({item.campaign.id for item in claimed})
             statuses = await queries.campaign_statuses(session, campaign_ids, share_lock=True)
             attempts = await queries.queued_attempts(session, list(by_attempt))
+            # A claim released after its lease may have its id reused (SQLite) by another worker's claim of
+            # another task: that row is not ours to start.
+            attempts = [a for a in attempts if a.task_id == by_attempt[a.id].task.id]
             blocked = await queries.dnc_phones(session, workspace_id, [a.callee_e164 for a in attempts])
-            release = [a for a in attempts if statuses.get(a.campaign_id) != "running"]
+            # The claim saw the window open, but the dial is now: a window may have closed in between.
+            shut = {a.id for a in attempts if not _inside_window(by_attempt[a.id], now)}
+            release = [a for a in attempts if statuses.get(a.campaign_id) != "running" or a.id in shut]
             dnc = [a for a in attempts if a not in release and a.callee_e164 in blocked]
             start = [a for a in attempts if a not in release and a not in dnc]
             await queries.release_attempts(session, release + dnc, now)
@@ -493,6 +501,8 @@ class DispatchEngine:
             infos = {cid: self._connection(row) for cid, row in rows.items()}
         if dnc:
             log.info("dnc_blocked_before_dial", tasks=len(dnc))
+        for campaign_id in {a.campaign_id for a in attempts if a.id in shut}:
+            self._keys.pop(campaign_id, None)  # the next round sees the key closed and moves its tasks on
         requests = [self._request(by_attempt[a.id], a, contacts, runtimes, now) for a in start]
         results = await asyncio.gather(
             *(self._send(infos[a.telephony_connection_id], request) for a, request in zip(start, requests, strict=True))
@@ -507,7 +517,7 @@ class DispatchEngine:
                 refused[attempt.id] = result
             else:
                 errors[attempt.id] = str(result)
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.ingestion.write_transaction() as session:
             await queries.record_placed(session, placed)
             await queries.mark_tasks_calling(session, [a.task_id for a in start if a.id in placed])
             await queries.note_attempt_errors(session, errors)
@@ -584,7 +594,7 @@ class DispatchEngine:
         await self._sweep_completion()
 
     async def _sweep_leases(self) -> None:
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.ingestion.write_transaction() as session:
             if not await queries.try_sweep_lock(session, _SWEEP_LEASES):
                 return
             expired = await queries.expired_leases(session, datetime.now(UTC))
@@ -624,7 +634,7 @@ class DispatchEngine:
                 )
             else:
                 silent.append(attempt.id)
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.ingestion.write_transaction() as session:
             if not await queries.try_sweep_lock(session, _SWEEP_RESULTS):
                 return
             if reconciled:
@@ -647,7 +657,7 @@ class DispatchEngine:
 
     async def _sweep_ends(self) -> None:
         now = self.clock.now()
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.ingestion.write_transaction() as session:
             if not await queries.try_sweep_lock(session, _SWEEP_ENDS):
                 return
             for campaign in await queries.ended_campaigns(session, now):
@@ -658,7 +668,7 @@ class DispatchEngine:
 
     async def _sweep_completion(self) -> None:
         now = self.clock.now()
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.ingestion.write_transaction() as session:
             if not await queries.try_sweep_lock(session, _SWEEP_COMPLETION):
                 return
             running = await queries.running_campaigns(session)
@@ -666,11 +676,23 @@ class DispatchEngine:
 
     async def _release_own_claims(self) -> None:
         try:
-            async with self.database.session(write=True) as session, session.begin():
+            async with self.ingestion.write_transaction() as session:
                 mine = await queries.queued_attempts_of_worker(session, self.config.worker_name)
                 await queries.release_attempts(session, mine, self.clock.now())
         except Exception:
             log.exception("release_claims_failed")
+
+
+def _inside_window(item: _Claimed, now: datetime) -> bool:
+    campaign = item.campaign
+    calendar = calendar_for(
+        item.task.timezones,
+        windows=campaign.call_windows,
+        mode=campaign.timezone_mode,
+        campaign_timezone=campaign.timezone,
+        ends_at=campaign.ends_at,
+    )
+    return calendar is not None and calendar.is_open(now)
 
 
 def engine_config(settings: Settings, *, batch_size: int | None = None) -> EngineConfig:

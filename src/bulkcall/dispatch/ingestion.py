@@ -9,7 +9,9 @@ locked while their events apply, so two copies of one event arriving at two proc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,10 +77,23 @@ class Ingestion:
         self.clock = clock
         self.providers = providers
         self._connections: dict[int, tuple[datetime, ConnectionInfo]] = {}
+        # SQLite admits one writer. Writers of this process (ingestion, and the engine that owns it) take turns
+        # here: waiting in SQLite's busy handler instead sleeps up to 100 ms at a time, lock free or not.
+        self._sqlite_writer = asyncio.Lock() if database.dialect == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write session inside a transaction that commits on exit (after this process's other writers)."""
+        async with (
+            self._sqlite_writer or contextlib.nullcontext(),
+            self.database.session(write=True) as session,
+            session.begin(),
+        ):
+            yield session
 
     async def ingest(self, callbacks: Sequence[tuple[str, CallbackRequest]]) -> list[Verdict]:
         """Store and apply a batch of callbacks in one transaction; one verdict per callback, in order."""
-        async with self.database.session(write=True) as session, session.begin():
+        async with self.write_transaction() as session:
             parsed = await self._parse(session, callbacks)
             now = self.clock.now()
             return await apply_callbacks(session, now, parsed)
@@ -184,7 +199,9 @@ async def apply_callbacks(session: AsyncSession, now: datetime, parsed: Sequence
                 assert new_state is not None
                 state[attempt.id] = new_state
                 _apply(event, attempt, new_state, now, changes, calling_tasks, finished)
-            receipts.append(_receipt(item, workspace_id, event, attempt, verdict, payload, None, now))
+            # A receipt never points at another workspace's campaign, task or attempt.
+            linked = attempt if attempt is not None and attempt.workspace_id == workspace_id else None
+            receipts.append(_receipt(item, workspace_id, event, linked, verdict, payload, None, now))
             if _SEVERITY.index(verdict) > _SEVERITY.index(worst):
                 worst = verdict
         verdicts.append(Verdict(worst))

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import (
@@ -30,7 +30,7 @@ from bulkcall.db.models import (
     TelephonyConnection,
     Workspace,
 )
-from bulkcall.db.models.campaign import WAITING_STATUSES
+from bulkcall.db.models.campaign import WAITING_SQL, WAITING_STATUSES
 from bulkcall.domain.calls import AttemptState
 
 # Advisory lock namespaces (first key of PostgreSQL's two-key form).
@@ -41,6 +41,23 @@ DISPATCH_CHANNEL = "bulkcall_dispatch"
 
 def dialect_of(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+# Row-by-row writes go through Core executemany on the tables: the ORM's bulk paths spend more Python time per
+# row than the database spends on it. Nothing here relies on loaded objects being refreshed by these writes.
+_ATTEMPTS = cast(Table, CallAttempt.__table__)
+_TASKS = cast(Table, CallTask.__table__)
+
+
+async def _update_by_id(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """``UPDATE table SET <the row's other keys> WHERE id = row["id"]``, one executemany per set of keys."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    for keys, group in groups.items():
+        statement = update(table).where(table.c.id == bindparam("row_id"))
+        columns = [key for key in keys if key != "id"]
+        await session.execute(statement, [{"row_id": row["id"], **{key: row[key] for key in columns}} for row in group])
 
 
 async def lock_workspace_claims(session: AsyncSession, workspace_id: int) -> None:
@@ -104,11 +121,21 @@ async def open_attempts(session: AsyncSession, workspace_id: int) -> dict[tuple[
     return {(int(campaign), int(connection)): int(count) for campaign, connection, count in rows}
 
 
-async def dials_since(session: AsyncSession, workspace_id: int, since: datetime) -> dict[int, int]:
-    """Attempts started after ``since``, by connection (for calls-per-second)."""
+async def dials_since(
+    session: AsyncSession, workspace_id: int, since: datetime, claimed_after: datetime | None = None
+) -> dict[int, int]:
+    """Calls dialed after ``since``, plus claims not dialed yet, by connection (for calls-per-second).
+
+    A call counts by when it was dialed, not claimed: a claim may start after later claims were counted.
+    ``claimed_after`` (at most ``since``) bounds the scan; claims older than it have been dialed or released.
+    """
     rows = await session.execute(
         select(CallAttempt.telephony_connection_id, func.count())
-        .where(CallAttempt.workspace_id == workspace_id, CallAttempt.queued_at > since)
+        .where(
+            CallAttempt.workspace_id == workspace_id,
+            CallAttempt.queued_at > (since if claimed_after is None else claimed_after),
+            or_(CallAttempt.dialed_at > since, CallAttempt.state == AttemptState.QUEUED),
+        )
         .group_by(CallAttempt.telephony_connection_id)
     )
     return {int(connection): int(count) for connection, count in rows}
@@ -200,7 +227,9 @@ async def due_tasks(
         )
         .where(
             CallTask.campaign_id == campaign_id,
-            CallTask.status.in_(WAITING_STATUSES),
+            # Literal, as the partial index states it: with bound values SQLite (and a generic PostgreSQL
+            # plan) cannot use the waiting index and sorts every task of the campaign instead.
+            text(WAITING_SQL),
             CallTask.next_eligible_at <= now,
         )
         .order_by(CallTask.next_eligible_at, CallTask.id)
@@ -263,10 +292,13 @@ async def defer_closed_keys(
 
 
 async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """The new attempts' ids, in the order of ``rows`` (a claim has one attempt per task)."""
     if not rows:
         return []
-    result = await session.execute(insert(CallAttempt).returning(CallAttempt.id, sort_by_parameter_order=True), rows)
-    return [int(row_id) for row_id in result.scalars()]
+    # Matched back by task, not by parameter order: SQLite keeps that order only one row per statement.
+    result = await session.execute(insert(_ATTEMPTS).returning(_ATTEMPTS.c.task_id, _ATTEMPTS.c.id), rows)
+    ids = {int(task_id): int(attempt_id) for task_id, attempt_id in result}
+    return [ids[row["task_id"]] for row in rows]
 
 
 async def mark_tasks_queued(session: AsyncSession, task_ids: Sequence[int], now: datetime) -> None:
@@ -359,8 +391,9 @@ async def mark_dialing(session: AsyncSession, attempts: Sequence[CallAttempt], n
         .values(state=AttemptState.DIALING.value, dialed_at=now, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    await session.execute(
-        update(CallTask),
+    await _update_by_id(
+        session,
+        _TASKS,
         [
             {
                 "id": attempt.task_id,
@@ -396,11 +429,9 @@ async def contacts_by_id(session: AsyncSession, contact_ids: Iterable[int]) -> d
 
 
 async def record_placed(session: AsyncSession, placed: dict[int, str]) -> None:
-    if placed:
-        await session.execute(
-            update(CallAttempt),
-            [{"id": attempt_id, "provider_call_id": call_id} for attempt_id, call_id in placed.items()],
-        )
+    await _update_by_id(
+        session, _ATTEMPTS, [{"id": attempt_id, "provider_call_id": call_id} for attempt_id, call_id in placed.items()]
+    )
 
 
 async def mark_tasks_calling(session: AsyncSession, task_ids: Sequence[int]) -> None:
@@ -436,10 +467,9 @@ async def queued_attempts_of_worker(session: AsyncSession, worker: str) -> list[
 
 
 async def note_attempt_errors(session: AsyncSession, errors: dict[int, str]) -> None:
-    if errors:
-        await session.execute(
-            update(CallAttempt), [{"id": attempt_id, "error": error} for attempt_id, error in errors.items()]
-        )
+    await _update_by_id(
+        session, _ATTEMPTS, [{"id": attempt_id, "error": error} for attempt_id, error in errors.items()]
+    )
 
 
 async def attempts_for_update(session: AsyncSession, attempt_ids: Iterable[int]) -> dict[int, CallAttempt]:
@@ -481,12 +511,11 @@ async def seen_dedupe_keys(session: AsyncSession, provider: str, keys: Iterable[
 
 async def insert_receipts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(ProviderCallback), rows)
+        await session.execute(insert(cast(Table, ProviderCallback.__table__)), rows)
 
 
 async def update_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(update(CallAttempt), rows)
+    await _update_by_id(session, _ATTEMPTS, rows)
 
 
 async def tasks_by_id(session: AsyncSession, task_ids: Iterable[int]) -> dict[int, CallTask]:
@@ -506,13 +535,12 @@ async def campaigns_by_id(session: AsyncSession, campaign_ids: Iterable[int]) ->
 
 
 async def update_tasks(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(update(CallTask), rows)
+    await _update_by_id(session, _TASKS, rows)
 
 
 async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(CampaignEvent), rows)
+        await session.execute(insert(cast(Table, CampaignEvent.__table__)), rows)
 
 
 async def expired_leases(session: AsyncSession, wall_now: datetime, limit: int = 1000) -> list[CallAttempt]:
