@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from bulkcall.app import create_app
 from bulkcall.db.engine import Database
+from bulkcall.db.models import CallAttempt
 from bulkcall.dispatch.engine import DispatchEngine, EngineConfig
 from bulkcall.kit.clock import FixedClock
 from bulkcall.settings import Settings
@@ -141,4 +146,52 @@ async def tasks(api: httpx.AsyncClient, campaign_id: int, **params: Any) -> list
     found: list[dict[str, Any]] = data(
         await api.get(f"/bulk_call_campaigns/{campaign_id}/tasks", params={"per_page": 100, **params})
     )
+    return found
+
+
+# -- helpers for the invariant tests (no duplicate dial, limits, callbacks, caller ID) ---------------------------
+
+
+@asynccontextmanager
+async def logged_engine(
+    database: Database, clock: FixedClock, engine_app: FastAPI, event_log: Path, **config: Any
+) -> AsyncIterator[DispatchEngine]:
+    """An engine whose simulator writes its event log to ``event_log``, wired to the app's callback endpoint."""
+    options: dict[str, Any] = {"batch_size": 50, "result_timeout": timedelta(minutes=10), **config}
+    eng = DispatchEngine(database, clock, EngineConfig(**options), simulator_event_log=str(event_log))
+    engine_app.state.ingestion = eng.ingestion
+    try:
+        yield eng
+    finally:
+        await eng.aclose()
+
+
+def simulator_events(event_log: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """The simulator's event log lines (``start`` / ``end``), optionally of one kind."""
+    if not event_log.exists():
+        return []
+    lines = [json.loads(line) for line in event_log.read_text().splitlines() if line]
+    return [line for line in lines if kind is None or line["event"] == kind]
+
+
+async def attempt_rows(database: Database, *, open_only: bool = False) -> list[CallAttempt]:
+    """Every call attempt (or only those holding a slot: ``ended_at`` NULL), oldest first."""
+    query = select(CallAttempt).order_by(CallAttempt.id)
+    if open_only:
+        query = query.where(CallAttempt.ended_at.is_(None))
+    async with database.session(write=False) as session:
+        return list((await session.execute(query)).scalars())
+
+
+async def attempts_by_task(database: Database, campaign_id: int) -> dict[int, list[CallAttempt]]:
+    """A campaign's call attempts grouped by task, each task's in attempt-number order."""
+    query = (
+        select(CallAttempt)
+        .where(CallAttempt.campaign_id == campaign_id)
+        .order_by(CallAttempt.task_id, CallAttempt.attempt_number)
+    )
+    found: dict[int, list[CallAttempt]] = {}
+    async with database.session(write=False) as session:
+        for attempt in (await session.execute(query)).scalars():
+            found.setdefault(attempt.task_id, []).append(attempt)
     return found
