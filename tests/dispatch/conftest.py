@@ -23,7 +23,7 @@ from bulkcall.kit.clock import FixedClock
 from bulkcall.settings import Settings
 from tests.conftest import data, new_key
 
-# A Wednesday, 15:00 UTC: 10:00 in New York, 20:30 in Kolkata.
+# A Wednesday, 15:00 UTC: 11:00 in New York (EDT), 20:30 in Kolkata.
 START = datetime(2026, 6, 3, 15, 0, tzinfo=UTC)
 ALWAYS = {
     day: {"enabled": True, "start": "00:00", "end": "24:00"}
