@@ -49,15 +49,28 @@ def wall_valid(instant: datetime, zone_name: str, rules: dict[str, DayWindow], *
     wall = local.replace(tzinfo=None, fold=0)
     for back in (0, 1):
         day = wall.date() - timedelta(days=back)
-        rule = rules[DAYS[day.weekday()]]
-        if not rule.enabled:
+        found = _wall_window(rules, day)
+        if found is None or not found[0] <= wall < found[1]:
             continue
-        opens = datetime.combine(day, datetime.min.time()) + timedelta(minutes=rule.start_minute)
-        end_day = day + timedelta(days=1) if rule.crosses_midnight or rule.end_minute == 1440 else day
-        closes = datetime.combine(end_day, datetime.min.time()) + timedelta(minutes=rule.end_minute % 1440)
-        if opens <= wall < closes - timedelta(minutes=1):
+        # Windows that touch the next day's are one stretch: only the stretch's last minute is off limits.
+        closes = found[1]
+        for ahead in range(1, 8):
+            following = _wall_window(rules, day + timedelta(days=ahead))
+            if following is None or following[0] > closes:
+                break
+            closes = max(closes, following[1])
+        if wall < closes - timedelta(minutes=1):
             return True
     return False
+
+
+def _wall_window(rules: dict[str, DayWindow], day: date) -> tuple[datetime, datetime] | None:
+    rule = rules[DAYS[day.weekday()]]
+    if not rule.enabled:
+        return None
+    opens = datetime.combine(day, datetime.min.time()) + timedelta(minutes=rule.start_minute)
+    end_day = day + timedelta(days=1) if rule.crosses_midnight or rule.end_minute == 1440 else day
+    return opens, datetime.combine(end_day, datetime.min.time()) + timedelta(minutes=rule.end_minute % 1440)
 
 
 def test_weekday_window_in_callee_time_after_friday_evening() -> None:
@@ -158,3 +171,18 @@ def test_chosen_instant_is_inside_every_window_and_none_earlier_was_missed(
     while minute < limit - timedelta(minutes=1):
         assert not all(wall_valid(minute, name, rules, first_pass_only=True) for name in zones), minute
         minute += timedelta(minutes=1)
+
+
+def test_touching_windows_are_one_stretch() -> None:
+    # Around the clock: no gap at 23:59 (only a window's real end takes its last minute off).
+    always = windows({day: {"enabled": True, "start": "00:00", "end": "24:00"} for day in DAYS})
+    assert next_eligible(["UTC"], always, utc(2026, 11, 30, 23, 59, 30)).at == utc(2026, 11, 30, 23, 59, 30)
+    # Saturday 22:00-24:00 then Sunday 00:00-02:00: one stretch, its last minute is Sunday 01:59.
+    weekend = windows(
+        {
+            "sat": {"enabled": True, "start": "22:00", "end": "24:00"},
+            "sun": {"enabled": True, "start": "00:00", "end": "02:00"},
+        }
+    )
+    assert next_eligible(["UTC"], weekend, utc(2026, 11, 28, 23, 59, 30)).at == utc(2026, 11, 28, 23, 59, 30)
+    assert next_eligible(["UTC"], weekend, utc(2026, 11, 29, 1, 59)).at == utc(2026, 12, 5, 22, 0)

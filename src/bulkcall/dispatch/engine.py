@@ -202,6 +202,7 @@ class DispatchEngine:
                     self._callbacks.task_done()
 
     async def _ingest_with_retry(self, batch: list[tuple[str, CallbackRequest]]) -> None:
+        """Ingest a batch; if it keeps failing, one callback at a time, so one bad callback loses only itself."""
         for attempt in range(3):
             try:
                 await self.ingestion.ingest(batch)
@@ -209,6 +210,12 @@ class DispatchEngine:
             except Exception:
                 log.exception("ingest_failed", callbacks=len(batch), try_number=attempt + 1)
                 await asyncio.sleep(0.2 * (attempt + 1))
+        if len(batch) > 1:
+            for single in batch:
+                await self._ingest_with_retry([single])
+        else:
+            # Its call will end as ``unknown`` at the result timeout, like a callback that never came.
+            log.error("callback_dropped", provider=batch[0][0], url=batch[0][1].url)
 
     async def _drain_queue(self) -> None:
         await self._callbacks.join()

@@ -3,7 +3,8 @@
 A window on local date D runs from the first instant whose wall clock reads ``start`` to the first instant
 whose wall clock reads ``end`` (on D+1 when it crosses midnight or ends at 24:00). "First instant" makes DST
 ordinary: a start inside the skipped hour begins when the clock jumps past it, and a time in the repeated
-hour is taken on its first pass, so nothing is dialed twice. A call never starts in a window's last minute.
+hour is taken on its first pass, so nothing is dialed twice. A call never starts in a window's last minute
+(windows that touch, such as 24:00 and the next day's 00:00, are one window).
 With several zones (a number that spans several), a task is eligible only where every zone's window is open.
 """
 
@@ -59,21 +60,29 @@ def first_instant(tz: ZoneInfo, day: date, minute_of_day: int) -> datetime:
 
 
 def zone_intervals(tz: ZoneInfo, windows: dict[str, DayWindow], start: datetime, end: datetime) -> list[Interval]:
-    """Dialable UTC intervals of one zone that overlap [start, end), in order (last minute removed)."""
-    intervals: list[Interval] = []
-    first_day = start.astimezone(tz).date() - timedelta(days=1)
-    last_day = end.astimezone(tz).date() + timedelta(days=1)
+    """Dialable UTC intervals of one zone that overlap [start, end), in order.
+
+    Windows that touch (Monday until 24:00, Tuesday from 00:00) are one stretch of dialing; the last minute
+    is removed from the end of each stretch, not from each day.
+    """
+    windows_open: list[Interval] = []
+    # A week either side: a stretch of touching windows may begin before ``start`` or run past ``end``.
+    first_day = start.astimezone(tz).date() - timedelta(days=8)
+    last_day = end.astimezone(tz).date() + timedelta(days=8)
     day = first_day
     while day <= last_day:
         window = windows.get(DAYS[day.weekday()])
         if window is not None and window.enabled:
             opens = first_instant(tz, day, window.start_minute)
             end_day = day + timedelta(days=1) if window.crosses_midnight or window.end_minute == 1440 else day
-            closes = first_instant(tz, end_day, window.end_minute % 1440) - LAST_MINUTE
-            if closes > opens and closes > start and opens < end:
-                intervals.append((max(opens, start), min(closes, end)))
+            windows_open.append((opens, first_instant(tz, end_day, window.end_minute % 1440)))
         day += timedelta(days=1)
-    return _merge(intervals)
+    intervals: list[Interval] = []
+    for opens, closes in _merge(windows_open):
+        closes -= LAST_MINUTE
+        if closes > opens and closes > start and opens < end:
+            intervals.append((max(opens, start), min(closes, end)))
+    return intervals
 
 
 def _merge(intervals: Iterable[Interval]) -> list[Interval]:
