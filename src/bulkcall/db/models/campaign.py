@@ -173,10 +173,13 @@ class CallAttempt(IdMixin, Base):
             sqlite_where=text(OPEN_ATTEMPT_SQL),
             postgresql_where=text(OPEN_ATTEMPT_SQL),
         ),
-        # Calls per second per connection and each number's recent record.
+        # Each number's recent record; calls per second per connection (claims by claim time, calls by dial time).
         Index("ix_call_attempts_workspace_id_queued_at", "workspace_id", "queued_at"),
+        Index("ix_call_attempts_workspace_id_dialed_at", "workspace_id", "dialed_at"),
         Index("ix_call_attempts_campaign_id_id", "campaign_id", "id"),
         Index("ix_call_attempts_provider_call_id", "provider", "provider_call_id"),
+        # An attempt id is its idempotency key with the provider: SQLite must never hand out a deleted one again.
+        {"sqlite_autoincrement": True},
     )
 
     workspace_id: Mapped[int] = mapped_column(IdType)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 13:13:54.185994
+Create Date: 2026-11-27 13:52:45.328110
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_call_attempts")),
         sa.UniqueConstraint("task_id", "attempt_number", name=op.f("uq_call_attempts_task_id_attempt_number")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("call_attempts", schema=None) as batch_op:
         batch_op.create_index("ix_call_attempts_campaign_id_id", ["campaign_id", "id"], unique=False)
@@ -69,6 +70,7 @@ def upgrade() -> None:
             postgresql_where=sa.text("ended_at IS NULL"),
         )
         batch_op.create_index("ix_call_attempts_provider_call_id", ["provider", "provider_call_id"], unique=False)
+        batch_op.create_index("ix_call_attempts_workspace_id_dialed_at", ["workspace_id", "dialed_at"], unique=False)
         batch_op.create_index("ix_call_attempts_workspace_id_queued_at", ["workspace_id", "queued_at"], unique=False)
         batch_op.create_index(
             "ux_call_attempts_open_task",
@@ -668,6 +670,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("ended_at IS NULL"),
         )
         batch_op.drop_index("ix_call_attempts_workspace_id_queued_at")
+        batch_op.drop_index("ix_call_attempts_workspace_id_dialed_at")
         batch_op.drop_index("ix_call_attempts_provider_call_id")
         batch_op.drop_index(
             "ix_call_attempts_open",
