@@ -11,7 +11,7 @@ import httpx
 
 from bulkcall.db.engine import Database
 from bulkcall.db.models import CallAttempt
-from bulkcall.dispatch.engine import DispatchEngine
+from bulkcall.dispatch.engine import DispatchEngine, EngineConfig
 from tests.conftest import data
 from tests.dispatch.conftest import FAST, World, attempt_rows, make_world, settle, tasks
 
@@ -182,3 +182,30 @@ async def test_a_sticky_number_that_is_no_longer_available_gives_way(
         (other, retry.caller_id_reason),
     ]
     assert all("weighted by answer rate" in a["caller_id_reason"] for a in detail["call_attempts"]), detail
+
+
+async def test_the_number_that_answers_better_gets_more_calls(
+    api: httpx.AsyncClient, database: Database, clock: Any, engine_app: Any
+) -> None:
+    good, bad = "+14155550100", "+14155550101"
+    world = await make_world(
+        api,
+        numbers=(good, bad),
+        simulator={
+            "outcomes": {"answered": 0.5, "no_answer": 0.5},
+            "caller_answer_rates": {good: 0.9, bad: 0.1},
+        },
+    )
+    campaign_id = await launch_inline(world, [f"+1212555{n:04d}" for n in range(240)], max_retries=0)
+    # Re-read the numbers' records every round, so the weighting follows the results as they come in.
+    engine = DispatchEngine(database, clock, EngineConfig(batch_size=10, records_ttl_seconds=0))
+    engine_app.state.ingestion = engine.ingestion
+    try:
+        await settle(engine, rounds=100)
+    finally:
+        await engine.aclose()
+    numbers = {n["e164"]: n["id"] for n in data(await api.get("/phone_numbers"))}
+    calls = Counter(a.phone_number_id for a in await attempt_rows(database) if a.campaign_id == campaign_id)
+    assert sum(calls.values()) == 240
+    # Equal shares would be 120 each; answer-rate weighting moves most calls to the number people pick up.
+    assert calls[numbers[good]] >= 2 * calls[numbers[bad]], calls

@@ -61,3 +61,15 @@ def test_every_call_stays_within_the_configured_ranges(seed: int, key: str, rate
     else:
         assert call.talk_seconds == 0
     assert sum(outcome_weights(config, CALLEE)) == pytest.approx(1.0)
+
+
+def test_a_caller_answer_rate_applies_to_calls_from_that_number_and_the_callee_rate_wins() -> None:
+    config = SimulatorConfig(caller_answer_rates={"+14155550100": 0.9}, number_answer_rates={"+12125550001": 0.0})
+    assert outcome_weights(config, "+12125550002", "+14155550100")[0] == pytest.approx(0.9)
+    assert outcome_weights(config, "+12125550002", "+14155550199")[0] == config.outcomes.answered
+    assert outcome_weights(config, "+12125550001", "+14155550100")[0] == 0.0
+    answered = Counter(
+        simulate_call(config, attempt_key=str(n), callee_e164="+12125550002", caller_e164="+14155550100").outcome
+        for n in range(2000)
+    )[Outcome.ANSWERED]
+    assert 0.85 < answered / 2000 < 0.95

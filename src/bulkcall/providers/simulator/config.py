@@ -79,7 +79,16 @@ class SimulatorConfig(ProviderConfig):
         description="Per callee number (E.164) answer rate, overriding outcomes.answered for that number",
     )
 
-    @field_validator("number_answer_rates")
+    caller_answer_rates: dict[str, Probability] = Field(
+        default_factory=dict,
+        max_length=10_000,
+        description=(
+            "Per caller ID (E.164) answer rate, overriding outcomes.answered for calls from that number "
+            "(a callee's own rate wins); models numbers that carriers label as spam"
+        ),
+    )
+
+    @field_validator("number_answer_rates", "caller_answer_rates")
     @classmethod
     def _normalize_numbers(cls, value: dict[str, float]) -> dict[str, float]:
         normalized: dict[str, float] = {}

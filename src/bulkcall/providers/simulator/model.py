@@ -31,11 +31,14 @@ class SimulatedCall:
     missing_callback: bool
 
 
-def outcome_weights(config: SimulatorConfig, callee_e164: str) -> list[float]:
-    """The outcome mix for one callee: its own answer rate, if set, with the rest scaled to fill the remainder."""
+def outcome_weights(config: SimulatorConfig, callee_e164: str, caller_e164: str | None = None) -> list[float]:
+    """The outcome mix for one call: the callee's answer rate if set, else the caller ID's, else the mix;
+    the other outcomes scaled to fill the remainder."""
     mix = config.outcomes
     weights = [mix.answered, mix.voicemail, mix.no_answer, mix.busy, mix.failed]
     override = config.number_answer_rates.get(callee_e164)
+    if override is None and caller_e164 is not None:
+        override = config.caller_answer_rates.get(caller_e164)
     if override is None:
         return weights
     others = sum(weights[1:])
@@ -46,10 +49,12 @@ def outcome_weights(config: SimulatorConfig, callee_e164: str) -> list[float]:
     return [override, *(weight * scale for weight in weights[1:])]
 
 
-def simulate_call(config: SimulatorConfig, *, attempt_key: str, callee_e164: str) -> SimulatedCall:
+def simulate_call(
+    config: SimulatorConfig, *, attempt_key: str, callee_e164: str, caller_e164: str | None = None
+) -> SimulatedCall:
     """Decide one attempt; deterministic for (``config.seed``, ``attempt_key``)."""
     rng = random.Random(f"{config.seed}:{attempt_key}")
-    outcome = rng.choices(_OUTCOMES, weights=outcome_weights(config, callee_e164), k=1)[0]
+    outcome = rng.choices(_OUTCOMES, weights=outcome_weights(config, callee_e164, caller_e164), k=1)[0]
     ring_low, ring_high = config.ring_seconds
     ring = 0.0 if outcome in (Outcome.BUSY, Outcome.FAILED) else rng.uniform(ring_low, ring_high)
     talk_low, talk_high = config.talk_seconds
