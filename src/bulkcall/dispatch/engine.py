@@ -63,8 +63,10 @@ log = get_logger("bulkcall.dispatch")
 
 # Sweep ids for the one-process-at-a-time lock.
 _SWEEP_LEASES, _SWEEP_RESULTS, _SWEEP_ENDS, _SWEEP_COMPLETION = 1, 2, 3, 4
-# How long a caller number's recent record (for answer-rate weighting) is reused before it is read again.
-_RECORD_TTL_SECONDS = 30.0
+# Most callbacks one ingestion transaction takes from the queue (only what is already waiting: no delay). Each
+# transaction costs ~15 statements whatever its size, so a backlog is taken in large bites (measured in
+# bench/dispatch.py: 500 -> 2,000 raised PostgreSQL throughput by about a fifth).
+_INGEST_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class EngineConfig:
     result_timeout: timedelta = timedelta(hours=2)  # service time after which a silent call is ``unknown``
     poll_seconds: float = 0.5  # the backstop when no wake-up arrives
     sweep_seconds: float = 1.0
+    # How long caller numbers' 24-hour answer records (the weighting of caller-ID choice) are reused.
+    records_ttl_seconds: float = 30.0
     public_url: str = "http://127.0.0.1:8000"
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
@@ -190,7 +194,7 @@ class DispatchEngine:
         while True:
             first = await self._callbacks.get()
             batch = [first]
-            while len(batch) < 500 and not self._callbacks.empty():
+            while len(batch) < _INGEST_BATCH and not self._callbacks.empty():
                 batch.append(self._callbacks.get_nowait())
             self._ingesting += 1
             try:
@@ -463,10 +467,7 @@ class DispatchEngine:
             window = 1.0 if cps >= 1 else 1.0 / cps
             windows[window].append(connection_id)
         for window, connection_ids in windows.items():
-            since = now - timedelta(seconds=window)
-            # A claim is dialed within its lease (or released), so older claims cannot dial in this window.
-            lookback = since - timedelta(seconds=self.config.lease_seconds)
-            recent = await queries.dials_since(session, workspace_id, since, lookback)
+            recent = await queries.dials_since(session, workspace_id, now - timedelta(seconds=window))
             for connection_id in connection_ids:
                 cps = connections[connection_id].calls_per_second
                 allowed = max(1, math.floor(cps * window + 1e-9))
@@ -475,7 +476,7 @@ class DispatchEngine:
 
     async def _number_records(self, session: Any, workspace_id: int, now: datetime) -> dict[int, tuple[int, int]]:
         cached = self._records.get(workspace_id)
-        if cached is not None and time.monotonic() - cached[0] < _RECORD_TTL_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < self.config.records_ttl_seconds:
             return cached[1]
         records = await queries.number_records(session, workspace_id, now - timedelta(hours=24))
         self._records[workspace_id] = (time.monotonic(), records)

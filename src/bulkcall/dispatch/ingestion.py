@@ -242,7 +242,12 @@ def _apply(
     finished: list[CallResult],
 ) -> None:
     if event.status is CallStatus.COMPLETED:
-        changes.pop(attempt.id, None)  # the end writes every column it needs
+        # The end sets the state; what earlier events of this batch learned (answered_at, ...) is still written.
+        earlier = changes.get(attempt.id)
+        if earlier is not None:
+            earlier.pop("state", None)
+            if not earlier:
+                del changes[attempt.id]
         finished.append(
             CallResult(
                 attempt=attempt,

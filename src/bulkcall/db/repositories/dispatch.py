@@ -8,13 +8,35 @@ transactions (``BEGIN IMMEDIATE``) already admit one writer at a time.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Table,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.types import TypeEngine
 
 from bulkcall.db.models import (
     Agent,
@@ -31,6 +53,7 @@ from bulkcall.db.models import (
     Workspace,
 )
 from bulkcall.db.models.campaign import WAITING_SQL, WAITING_STATUSES
+from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.calls import AttemptState
 
 # Advisory lock namespaces (first key of PostgreSQL's two-key form).
@@ -43,21 +66,123 @@ def dialect_of(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
-# Row-by-row writes go through Core executemany on the tables: the ORM's bulk paths spend more Python time per
-# row than the database spends on it. Nothing here relies on loaded objects being refreshed by these writes.
+# Row-by-row writes bypass the ORM's bulk paths, which spend more Python time per row than the database spends
+# on it: Core executemany on SQLite; on PostgreSQL one statement over a JSON array of the rows, so psycopg
+# neither sends a statement per row nor parses a new statement text per batch size. Nothing here relies on
+# loaded objects being refreshed by these writes.
 _ATTEMPTS = cast(Table, CallAttempt.__table__)
 _TASKS = cast(Table, CallTask.__table__)
+_RECEIPTS = cast(Table, ProviderCallback.__table__)
+_EVENTS = cast(Table, CampaignEvent.__table__)
 
 
-async def _update_by_id(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """``UPDATE table SET <the row's other keys> WHERE id = row["id"]``, one executemany per set of keys."""
+def _one_of(session: AsyncSession, column: Any, values: Iterable[Any], element: TypeEngine[Any]) -> Any:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(array)``, one parameter whatever the count (psycopg
+    parses every statement text it has not seen, and a 500-value IN list is new text for each length)."""
+    items = list(values)
+    if dialect_of(session) == "postgresql":
+        return column == any_(bindparam(None, items, type_=postgresql.ARRAY(element)))
+    return column.in_(items)
+
+
+def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as a JSON array whose values PostgreSQL reads back into the columns' types."""
+    texts: dict[Any, str] = {}  # the rows of a batch mostly share their instants
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime):
+            found = texts.get(value)
+            if found is None:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+                found = texts[value] = value.isoformat()
+            return found
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")  # float8's spelling
+        return value
+
+    return json.dumps([{key: plain(value) for key, value in row.items()} for row in rows])
+
+
+def _recordset(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
+    """The rows of the ``:rows`` JSON array as a typed relation ``v``, their order in ``v.ordinality``."""
+    types = ", ".join(f'"{name}" {table.c[name].type.compile(dialect=dialect)}' for name in columns)
+    return f"ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS v"
+
+
+# The SQL texts below are joined from a table's own column names (``table.c[name]`` refuses any other key);
+# every value is in the bound ``:rows`` parameter.
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(table: Table, keys: tuple[str, ...], keep: tuple[str, ...], dialect: Dialect) -> TextClause:
+    assignments = ", ".join(
+        f'"{table.c[name].name}" = COALESCE(t."{name}", v."{name}")' if name in keep else f'"{name}" = v."{name}"'
+        for name in keys
+        if name != "id"
+    )
+    relation = _recordset(table, keys, dialect)
+    return text(f"UPDATE {table.name} AS t SET {assignments} FROM {relation} WHERE t.id = v.id")  # noqa: S608
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: Table, keys: tuple[str, ...], returning: tuple[str, ...], dialect: Dialect) -> TextClause:
+    names = ", ".join(f'"{table.c[name].name}"' for name in keys)
+    relation = _recordset(table, keys, dialect)
+    # ORDER BY: ids follow the rows' order, as executemany assigns them.
+    sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {relation} ORDER BY v.ordinality"  # noqa: S608
+    if returning:
+        sql += " RETURNING " + ", ".join(table.c[name].name for name in returning)
+    return text(sql)
+
+
+def _grouped(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
-    for keys, group in groups.items():
-        statement = update(table).where(table.c.id == bindparam("row_id"))
+    return groups
+
+
+async def _update_by_id(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], keep: tuple[str, ...] = ()
+) -> None:
+    """``UPDATE table SET <the row's other keys> WHERE id = row["id"]``, one statement per set of keys; a column
+    in ``keep`` is only set where it is still NULL."""
+    for keys, group in _grouped(rows).items():
         columns = [key for key in keys if key != "id"]
-        await session.execute(statement, [{"row_id": row["id"], **{key: row[key] for key in columns}} for row in group])
+        if dialect_of(session) == "postgresql":
+            statement = _update_sql(table, keys, keep, session.get_bind().dialect)
+            await session.execute(statement, {"rows": _json_rows(group)})
+            continue
+        kept = {name: func.coalesce(table.c[name], bindparam(f"new_{name}")) for name in keep if name in columns}
+        await session.execute(
+            update(table).where(table.c.id == bindparam("row_id")).values(kept),
+            [
+                {"row_id": row["id"], **{f"new_{key}" if key in kept else key: row[key] for key in columns}}
+                for row in group
+            ],
+        )
+
+
+async def _insert(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], returning: tuple[str, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Insert rows in their order (one statement per set of keys); the ``returning`` columns of each, unordered."""
+    returned: list[tuple[Any, ...]] = []
+    for keys, group in _grouped(rows).items():
+        if dialect_of(session) == "postgresql":
+            sql = _insert_sql(table, keys, returning, session.get_bind().dialect)
+            result = await session.execute(sql, {"rows": _json_rows(group)})
+        else:
+            statement = insert(table)
+            if returning:
+                statement = statement.returning(*(table.c[name] for name in returning))
+            result = await session.execute(statement, group)
+        if returning:
+            returned.extend(tuple(row) for row in result)
+    return returned
 
 
 async def lock_workspace_claims(session: AsyncSession, workspace_id: int) -> None:
@@ -101,6 +226,13 @@ async def campaign_statuses(session: AsyncSession, campaign_ids: Sequence[int], 
     until this transaction ends, so "pause means stop" holds across processes."""
     query = select(Campaign.id, Campaign.status).where(Campaign.id.in_(list(campaign_ids)))
     if share_lock and dialect_of(session) == "postgresql":
+        # A campaign not dialed yet gets ``first_dialed_at`` in this transaction (``mark_dialing``): take the
+        # row's update lock now. Upgrading a share lock later deadlocks with another worker holding one too.
+        await session.execute(
+            select(Campaign.id)
+            .where(Campaign.id.in_(list(campaign_ids)), Campaign.first_dialed_at.is_(None))
+            .with_for_update(key_share=True)
+        )
         query = query.with_for_update(read=True)
     return {int(row_id): status for row_id, status in await session.execute(query)}
 
@@ -121,24 +253,54 @@ async def open_attempts(session: AsyncSession, workspace_id: int) -> dict[tuple[
     return {(int(campaign), int(connection)): int(count) for campaign, connection, count in rows}
 
 
-async def dials_since(
-    session: AsyncSession, workspace_id: int, since: datetime, claimed_after: datetime | None = None
-) -> dict[int, int]:
+async def dials_since(session: AsyncSession, workspace_id: int, since: datetime) -> dict[int, int]:
     """Calls dialed after ``since``, plus claims not dialed yet, by connection (for calls-per-second).
 
     A call counts by when it was dialed, not claimed: a claim may start after later claims were counted.
-    ``claimed_after`` (at most ``since``) bounds the scan; claims older than it have been dialed or released.
+    Two index range reads: dialed calls by ``dialed_at``, claims among the open attempts.
     """
-    rows = await session.execute(
+    if dialect_of(session) == "postgresql":
+        # One statement, one snapshot: as two, a claim another worker starts between them would be in neither.
+        both = union_all(
+            select(CallAttempt.telephony_connection_id.label("connection_id")).where(
+                CallAttempt.workspace_id == workspace_id, CallAttempt.dialed_at > since
+            ),
+            select(CallAttempt.telephony_connection_id.label("connection_id")).where(
+                CallAttempt.workspace_id == workspace_id,
+                CallAttempt.ended_at.is_(None),
+                CallAttempt.state == AttemptState.QUEUED,
+            ),
+        ).subquery()
+        rows = await session.execute(select(both.c.connection_id, func.count()).group_by(both.c.connection_id))
+        return {int(connection): int(count) for connection, count in rows}
+    # SQLite: the write transaction is one snapshot, and no other writer runs meanwhile.
+    counts: dict[int, int] = {}
+    dialed = await session.execute(
+        select(CallAttempt.telephony_connection_id, func.count())
+        .where(CallAttempt.workspace_id == workspace_id, CallAttempt.dialed_at > since)
+        .group_by(CallAttempt.telephony_connection_id)
+    )
+    claimed_query: Any = (
         select(CallAttempt.telephony_connection_id, func.count())
         .where(
             CallAttempt.workspace_id == workspace_id,
-            CallAttempt.queued_at > (since if claimed_after is None else claimed_after),
-            or_(CallAttempt.dialed_at > since, CallAttempt.state == AttemptState.QUEUED),
+            CallAttempt.ended_at.is_(None),
+            CallAttempt.state == AttemptState.QUEUED,
         )
         .group_by(CallAttempt.telephony_connection_id)
     )
-    return {int(connection): int(count) for connection, count in rows}
+    if dialect_of(session) == "sqlite":
+        # Without statistics SQLite reads this through (workspace_id, queued_at), every attempt ever made; the
+        # open-attempts index holds only the calls in flight.
+        claimed_query = text(
+            "SELECT telephony_connection_id, count(*) FROM call_attempts INDEXED BY ix_call_attempts_open"
+            " WHERE workspace_id = :workspace_id AND ended_at IS NULL AND state = :state"
+            " GROUP BY telephony_connection_id"
+        ).bindparams(workspace_id=workspace_id, state=AttemptState.QUEUED.value)
+    claimed = await session.execute(claimed_query)
+    for connection, count in [*dialed, *claimed]:
+        counts[int(connection)] = counts.get(int(connection), 0) + int(count)
+    return counts
 
 
 async def number_records(session: AsyncSession, workspace_id: int, since: datetime) -> dict[int, tuple[int, int]]:
@@ -296,15 +458,15 @@ async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     if not rows:
         return []
     # Matched back by task, not by parameter order: SQLite keeps that order only one row per statement.
-    result = await session.execute(insert(_ATTEMPTS).returning(_ATTEMPTS.c.task_id, _ATTEMPTS.c.id), rows)
-    ids = {int(task_id): int(attempt_id) for task_id, attempt_id in result}
+    returned = await _insert(session, _ATTEMPTS, rows, ("task_id", "id"))
+    ids = {int(task_id): int(attempt_id) for task_id, attempt_id in returned}
     return [ids[row["task_id"]] for row in rows]
 
 
 async def mark_tasks_queued(session: AsyncSession, task_ids: Sequence[int], now: datetime) -> None:
     await session.execute(
         update(CallTask)
-        .where(CallTask.id.in_(list(task_ids)))
+        .where(_one_of(session, CallTask.id, task_ids, BigInteger()))
         .values(status="queued", blocker=None, next_eligible_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -339,7 +501,9 @@ async def set_dispatch_blockers(session: AsyncSession, blockers: dict[int, str |
 
 async def queued_attempts(session: AsyncSession, attempt_ids: Sequence[int]) -> list[CallAttempt]:
     """The claims still queued, locked so a lease sweep cannot release one while it is being started."""
-    query = select(CallAttempt).where(CallAttempt.id.in_(list(attempt_ids)), CallAttempt.state == AttemptState.QUEUED)
+    query = select(CallAttempt).where(
+        _one_of(session, CallAttempt.id, attempt_ids, BigInteger()), CallAttempt.state == AttemptState.QUEUED
+    )
     if dialect_of(session) == "postgresql":
         query = query.with_for_update()
     rows = await session.execute(query.order_by(CallAttempt.id))
@@ -351,7 +515,9 @@ async def dnc_phones(session: AsyncSession, workspace_id: int, phones: Iterable[
     if not wanted:
         return set()
     rows = await session.execute(
-        select(DncEntry.phone_e164).where(DncEntry.workspace_id == workspace_id, DncEntry.phone_e164.in_(wanted))
+        select(DncEntry.phone_e164).where(
+            DncEntry.workspace_id == workspace_id, _one_of(session, DncEntry.phone_e164, wanted, String())
+        )
     )
     return set(rows.scalars())
 
@@ -387,7 +553,7 @@ async def mark_dialing(session: AsyncSession, attempts: Sequence[CallAttempt], n
         return
     await session.execute(
         update(CallAttempt)
-        .where(CallAttempt.id.in_([attempt.id for attempt in attempts]))
+        .where(_one_of(session, CallAttempt.id, [attempt.id for attempt in attempts], BigInteger()))
         .values(state=AttemptState.DIALING.value, dialed_at=now, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
@@ -401,16 +567,12 @@ async def mark_dialing(session: AsyncSession, attempts: Sequence[CallAttempt], n
                 "attempts": attempt.attempt_number,
                 "caller_phone_number_id": attempt.phone_number_id,
                 "last_called_at": now,
+                "first_called_at": now,
                 "updated_at": now,
             }
             for attempt in attempts
         ],
-    )
-    await session.execute(
-        update(CallTask)
-        .where(CallTask.id.in_([attempt.task_id for attempt in attempts]), CallTask.first_called_at.is_(None))
-        .values(first_called_at=now)
-        .execution_options(synchronize_session=False)
+        keep=("first_called_at",),
     )
     await session.execute(
         update(Campaign)
@@ -424,7 +586,7 @@ async def contacts_by_id(session: AsyncSession, contact_ids: Iterable[int]) -> d
     ids = sorted(set(contact_ids))
     if not ids:
         return {}
-    rows = await session.execute(select(Contact).where(Contact.id.in_(ids)))
+    rows = await session.execute(select(Contact).where(_one_of(session, Contact.id, ids, BigInteger())))
     return {row.id: row for row in rows.scalars()}
 
 
@@ -439,7 +601,9 @@ async def mark_tasks_calling(session: AsyncSession, task_ids: Sequence[int]) -> 
     if task_ids:
         await session.execute(
             update(CallTask)
-            .where(CallTask.id.in_(sorted(set(task_ids))), CallTask.status == "placing_call")
+            .where(
+                _one_of(session, CallTask.id, sorted(set(task_ids)), BigInteger()), CallTask.status == "placing_call"
+            )
             .values(status="calling")
             .execution_options(synchronize_session=False)
         )
@@ -476,7 +640,7 @@ async def attempts_for_update(session: AsyncSession, attempt_ids: Iterable[int])
     ids = sorted(set(attempt_ids))
     if not ids:
         return {}
-    query = select(CallAttempt).where(CallAttempt.id.in_(ids)).order_by(CallAttempt.id)
+    query = select(CallAttempt).where(_one_of(session, CallAttempt.id, ids, BigInteger())).order_by(CallAttempt.id)
     if dialect_of(session) == "postgresql":
         query = query.with_for_update()
     rows = await session.execute(query)
@@ -489,7 +653,7 @@ async def attempt_ids_by_call_id(session: AsyncSession, provider: str, call_ids:
         return {}
     rows = await session.execute(
         select(CallAttempt.provider_call_id, CallAttempt.id).where(
-            CallAttempt.provider == provider, CallAttempt.provider_call_id.in_(ids)
+            CallAttempt.provider == provider, _one_of(session, CallAttempt.provider_call_id, ids, String())
         )
     )
     return {str(call_id): int(attempt_id) for call_id, attempt_id in rows}
@@ -499,19 +663,29 @@ async def seen_dedupe_keys(session: AsyncSession, provider: str, keys: Iterable[
     wanted = sorted(set(keys))
     if not wanted:
         return set()
-    rows = await session.execute(
-        select(ProviderCallback.dedupe_key).where(
-            ProviderCallback.provider == provider,
-            ProviderCallback.dedupe_key.in_(wanted),
-            ProviderCallback.verdict.in_(("applied", "out_of_order")),
-        )
+    # The verdicts are literal, as the partial unique index states them: with bound values SQLite cannot use
+    # that index and reads every receipt ever stored, once per callback batch.
+    query: Any = select(ProviderCallback.dedupe_key).where(
+        ProviderCallback.provider == provider,
+        ProviderCallback.dedupe_key.in_(wanted),
+        text("verdict IN ('applied', 'out_of_order')"),
     )
+    if dialect_of(session) == "postgresql":
+        # One index probe per key, whatever the statistics say. With ``dedupe_key = ANY(...)`` the planner often
+        # walks every receipt of the provider instead (on young statistics it even compares each row with
+        # every key): a cost that grows with all the callbacks ever received.
+        query = text(
+            "SELECT hit.dedupe_key FROM unnest(CAST(:keys AS varchar[])) AS wanted(key)"
+            " CROSS JOIN LATERAL (SELECT p.dedupe_key FROM provider_callbacks AS p WHERE p.provider = :provider"
+            " AND p.dedupe_key = wanted.key AND p.verdict IN ('applied', 'out_of_order') LIMIT 1) AS hit"
+        ).bindparams(keys=wanted, provider=provider)
+    rows = await session.execute(query)
     return {key for key in rows.scalars() if key is not None}
 
 
 async def insert_receipts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(cast(Table, ProviderCallback.__table__)), rows)
+        await _insert(session, _RECEIPTS, rows)
 
 
 async def update_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -522,7 +696,7 @@ async def tasks_by_id(session: AsyncSession, task_ids: Iterable[int]) -> dict[in
     ids = sorted(set(task_ids))
     if not ids:
         return {}
-    rows = await session.execute(select(CallTask).where(CallTask.id.in_(ids)))
+    rows = await session.execute(select(CallTask).where(_one_of(session, CallTask.id, ids, BigInteger())))
     return {row.id: row for row in rows.scalars()}
 
 
@@ -540,7 +714,7 @@ async def update_tasks(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
 
 async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(cast(Table, CampaignEvent.__table__)), rows)
+        await _insert(session, _EVENTS, rows)
 
 
 async def expired_leases(session: AsyncSession, wall_now: datetime, limit: int = 1000) -> list[CallAttempt]:
@@ -558,7 +732,7 @@ async def expired_leases(session: AsyncSession, wall_now: datetime, limit: int =
 
 async def overdue_attempts(session: AsyncSession, dialed_before: datetime, limit: int = 1000) -> list[CallAttempt]:
     """Open attempts whose request left before ``dialed_before`` and whose result never came."""
-    rows = await session.execute(
+    query: Any = (
         select(CallAttempt)
         .where(
             CallAttempt.ended_at.is_(None),
@@ -568,6 +742,16 @@ async def overdue_attempts(session: AsyncSession, dialed_before: datetime, limit
         .order_by(CallAttempt.id)
         .limit(limit)
     )
+    if dialect_of(session) == "sqlite":
+        # Without statistics SQLite walks the whole table in id order (every attempt ever made, each sweep);
+        # the open-attempts index holds only the calls in flight.
+        query = select(CallAttempt).from_statement(
+            text(
+                "SELECT * FROM call_attempts INDEXED BY ix_call_attempts_open"
+                " WHERE ended_at IS NULL AND state != :state AND dialed_at < :dialed_before ORDER BY id LIMIT :limit"
+            ).bindparams(state=AttemptState.QUEUED.value, dialed_before=sqlite_timestamp(dialed_before), limit=limit)
+        )
+    rows = await session.execute(query)
     return list(rows.scalars())
 
 

@@ -80,7 +80,9 @@ class SimulatorProvider:
         self._placed[request.idempotency_key] = call_id
         if len(self._placed) > _REMEMBERED_KEYS:
             self._placed.popitem(last=False)
-        call = simulate_call(config, attempt_key=request.idempotency_key, callee_e164=request.to)
+        call = simulate_call(
+            config, attempt_key=request.idempotency_key, callee_e164=request.to, caller_e164=request.from_
+        )
         self._log("start", request, at=request.requested_at)
         for report in self._reports(request, call_id, call):
             self._schedule(report.delay / config.speed, connection, request, report.payload)
