@@ -311,6 +311,9 @@ class DispatchEngine:
         self, workspace_id: int, campaigns: list[Campaign], closed: dict[int, list[str]], now: datetime
     ) -> list[_Claimed]:
         wall_now = datetime.now(UTC)
+        # The answer-rate record reads a day of attempts: read it before the claim lock other workers wait for.
+        async with self.database.session(write=False) as reading:
+            records = await self._number_records(reading, workspace_id, now)
         async with self.ingestion.write_transaction() as session:
             await queries.lock_workspace_claims(session, workspace_id)
             statuses = await queries.campaign_statuses(session, [c.id for c in campaigns], share_lock=False)
@@ -320,7 +323,6 @@ class DispatchEngine:
             cap = await queries.workspace_cap(session, workspace_id)
             in_flight = await queries.open_attempts(session, workspace_id)
             pools = await queries.pool_numbers(session, [c.id for c in campaigns])
-            records = await self._number_records(session, workspace_id, now)
             connection_open: dict[int, int] = defaultdict(int)
             campaign_open: dict[int, int] = defaultdict(int)
             for (campaign_id, connection_id), count in in_flight.items():
