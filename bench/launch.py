@@ -45,7 +45,8 @@ INSERT INTO workspaces (id, name, concurrency_cap, created_at, updated_at) VALUE
 INSERT INTO agents (id, workspace_id, name, status, runtime, variables, created_at, updated_at)
     VALUES (1, 1, 'agent', 'active', '{}', '[]', :t, :t);
 INSERT INTO telephony_connections (id, workspace_id, name, provider, config, secrets, concurrency_limit,
-    calls_per_second, created_at, updated_at) VALUES (1, 1, 'sim', 'simulator', '{}', '{}', 50, 10, :t, :t);
+    calls_per_second, signing_secret, created_at, updated_at)
+    VALUES (1, 1, 'sim', 'simulator', '{}', '{}', 50, 10, 'bench', :t, :t);
 INSERT INTO phone_numbers (id, workspace_id, telephony_connection_id, e164, status, spam_flagged, country,
     created_at, updated_at) VALUES (1, 1, 1, '+14155550100', 'active', false, 'US', :t, :t);
 INSERT INTO contact_lists (id, workspace_id, name, created_at, updated_at) VALUES (1, 1, 'all', :t, :t);
