@@ -51,7 +51,16 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import pg_dsn, postgres_database, postgres_url_from_env, sqlite_database, sqlite_path, timed
+from _common import (
+    pg_dsn,
+    postgres_database,
+    postgres_url_from_env,
+    seed_contacts_postgres,
+    seed_contacts_sqlite,
+    sqlite_database,
+    sqlite_path,
+    timed,
+)
 from bulkcall.db.engine import Database
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.lifecycle import Action
@@ -117,20 +126,7 @@ def seed_sqlite(url: str, tasks: int, connections: int) -> None:
     conn = sqlite3.connect(sqlite_path(url))
     for statement in _setup_statements(connections, f"'{STAMP}'"):
         conn.execute(statement)
-    conn.execute(
-        """
-        WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?)
-        INSERT INTO contacts (id, workspace_id, phone_e164, first_name, country, phone_timezones, tags,
-                              custom_fields, created_at, updated_at)
-        SELECT n, 1, '+1212' || printf('%07d', n), 'Name' || n, 'US', 'America/New_York', '[]',
-               '{"plan": "pro"}', ?, ? FROM seq
-        """,
-        (tasks, STAMP, STAMP),
-    )
-    conn.execute(
-        "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) SELECT 1, id, ? FROM contacts",
-        (STAMP,),
-    )
+    seed_contacts_sqlite(conn, tasks, STAMP)
     conn.commit()
     conn.close()
 
@@ -139,18 +135,7 @@ def seed_postgres(url: str, tasks: int, connections: int) -> None:
     with psycopg.connect(pg_dsn(url)) as conn:
         for statement in _setup_statements(connections, f"'{STAMP}+00'"):
             conn.execute(statement)
-        conn.execute(
-            """
-            INSERT INTO contacts (id, workspace_id, phone_e164, first_name, country, phone_timezones, tags,
-                                  custom_fields, created_at, updated_at)
-            SELECT n, 1, '+1212' || lpad(n::text, 7, '0'), 'Name' || n, 'US', 'America/New_York', '[]',
-                   '{"plan": "pro"}', %s, %s FROM generate_series(1, %s) n
-            """,
-            (datetime.now(UTC), datetime.now(UTC), tasks),
-        )
-        conn.execute(
-            "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) SELECT 1, id, now() FROM contacts"
-        )
+        seed_contacts_postgres(conn, tasks, datetime.now(UTC))
         for table in ("workspaces", "agents", "telephony_connections", "phone_numbers", "contact_lists", "contacts"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         conn.execute("SELECT setval(pg_get_serial_sequence('campaigns', 'id'), 1)")

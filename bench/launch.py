@@ -26,6 +26,8 @@ from _common import (
     pg_dsn,
     postgres_database,
     postgres_url_from_env,
+    seed_contacts_postgres,
+    seed_contacts_sqlite,
     sqlite_database,
     sqlite_path,
     timed,
@@ -56,20 +58,7 @@ INSERT INTO contact_lists (id, workspace_id, name, created_at, updated_at) VALUE
 def seed_sqlite(url: str, contacts: int) -> None:
     conn = sqlite3.connect(sqlite_path(url))
     conn.executescript(SETUP_SQLITE.replace(":t", f"'{STAMP}'"))
-    conn.execute(
-        """
-        WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?)
-        INSERT INTO contacts (id, workspace_id, phone_e164, first_name, country, phone_timezones, tags,
-                              custom_fields, created_at, updated_at)
-        SELECT n, 1, '+1212' || printf('%07d', n), 'Name' || n, 'US', 'America/New_York', '[]',
-               '{"plan": "pro"}', ?, ? FROM seq
-        """,
-        (contacts, STAMP, STAMP),
-    )
-    conn.execute(
-        "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) SELECT 1, id, ? FROM contacts",
-        (STAMP,),
-    )
+    seed_contacts_sqlite(conn, contacts, STAMP)
     conn.execute(
         "INSERT INTO dnc_entries (workspace_id, phone_e164, reason, created_at) "
         "SELECT 1, phone_e164, 'bench', ? FROM contacts WHERE id % 100 = 7",
@@ -89,19 +78,7 @@ def seed_postgres(url: str, contacts: int) -> None:
         for statement in SETUP_SQLITE.replace(":t", f"'{STAMP}+00'").split(";"):
             if statement.strip():
                 conn.execute(statement)
-        conn.execute(
-            """
-            INSERT INTO contacts (id, workspace_id, phone_e164, first_name, country, phone_timezones, tags,
-                                  custom_fields, created_at, updated_at)
-            SELECT n, 1, '+1212' || lpad(n::text, 7, '0'), 'Name' || n, 'US', 'America/New_York', '[]',
-                   '{"plan": "pro"}', %s, %s FROM generate_series(1, %s) n
-            """,
-            (NOW, NOW, contacts),
-        )
-        conn.execute(
-            "INSERT INTO contact_list_members (contact_list_id, contact_id, added_at) SELECT 1, id, %s FROM contacts",
-            (NOW,),
-        )
+        seed_contacts_postgres(conn, contacts, NOW)
         conn.execute(
             "INSERT INTO dnc_entries (workspace_id, phone_e164, reason, created_at) "
             "SELECT 1, phone_e164, 'bench', %s FROM contacts WHERE id %% 100 = 7",

@@ -36,13 +36,12 @@ from typing import Any
 from bulkcall.db.engine import Database
 from bulkcall.db.models import CallAttempt, Campaign, Contact
 from bulkcall.db.repositories import dispatch as queries
-from bulkcall.dispatch.ingestion import Ingestion, _Parsed, apply_callbacks, connection_info
-from bulkcall.dispatch.outcomes import CallResult, complete_finished, finish_attempts, next_dial
+from bulkcall.dispatch.ingestion import Ingestion, ParsedCallback, apply_callbacks
+from bulkcall.dispatch.outcomes import CallResult, campaign_calendar, complete_finished, finish_attempts, next_dial
 from bulkcall.dispatch.sweeps import start_scheduled_campaigns
 from bulkcall.domain.caller_id import CallerNumber, choose_caller_id, ineligible_reason
 from bulkcall.domain.calls import AttemptState, CallStatus
 from bulkcall.domain.retries import Outcome
-from bulkcall.domain.schedule import calendar_for
 from bulkcall.domain.variables import CONTACT_VARIABLES, task_variables
 from bulkcall.kit import wakeup
 from bulkcall.kit.clock import Clock
@@ -120,7 +119,6 @@ class DispatchEngine:
         self._wake = asyncio.Event()
         self._keys: dict[int, _KeyState] = {}
         self._records: dict[int, tuple[float, dict[int, tuple[int, int]]]] = {}
-        self._connections: dict[int, tuple[datetime, ConnectionInfo]] = {}
         self._rng = random.Random()
         self.dialed = 0
 
@@ -285,13 +283,7 @@ class DispatchEngine:
             return None
         reopen: dict[str, tuple[datetime, str]] = {}
         for key in state.keys:
-            calendar = calendar_for(
-                key,
-                windows=campaign.call_windows,
-                mode=campaign.timezone_mode,
-                campaign_timezone=campaign.timezone,
-                ends_at=campaign.ends_at,
-            )
+            calendar = campaign_calendar(campaign, key)
             if calendar is not None and calendar.is_open(now):
                 continue
             nxt = next_dial(campaign, key, now, now)
@@ -508,7 +500,7 @@ class DispatchEngine:
             )
             runtimes = await queries.agent_runtimes(session, [by_attempt[a.id].campaign.agent_id for a in start])
             rows = await queries.connections(session, {a.telephony_connection_id for a in start})
-            infos = {cid: self._connection(row) for cid, row in rows.items()}
+            infos = {cid: self.ingestion.connection(row) for cid, row in rows.items()}
         if dnc:
             log.info("dnc_blocked_before_dial", tasks=len(dnc))
         for campaign_id in {a.campaign_id for a in attempts if a.id in shut}:
@@ -586,14 +578,6 @@ class DispatchEngine:
             log.exception("place_call_failed", attempt_id=request.attempt_id)
             return CallMaybePlaced(repr(exc))
 
-    def _connection(self, row: Any) -> ConnectionInfo:
-        cached = self._connections.get(row.id)
-        if cached is not None and cached[0] == row.updated_at:
-            return cached[1]
-        info = connection_info(row)
-        self._connections[row.id] = (row.updated_at, info)
-        return info
-
     # -- sweeps ----------------------------------------------------------------------------------------------
 
     async def sweep_once(self) -> None:
@@ -619,7 +603,7 @@ class DispatchEngine:
             rows = await queries.connections(session, {a.telephony_connection_id for a in overdue})
         if not overdue:
             return
-        reconciled: list[_Parsed] = []
+        reconciled: list[ParsedCallback] = []
         silent: list[int] = []
         for attempt in overdue:
             provider = self.providers.get(attempt.provider)
@@ -627,7 +611,7 @@ class DispatchEngine:
             event = None
             if provider is not None and row is not None and attempt.provider_call_id:
                 try:
-                    event = await provider.fetch_status(self._connection(row), attempt.provider_call_id)
+                    event = await provider.fetch_status(self.ingestion.connection(row), attempt.provider_call_id)
                 except Exception as exc:
                     log.warning("reconcile_failed", attempt_id=attempt.id, error=repr(exc))
             if event is not None and event.status is CallStatus.COMPLETED and row is not None:
@@ -635,10 +619,10 @@ class DispatchEngine:
                     {"reconciled": True, "attempt_id": attempt.id, "outcome": str(event.outcome)}
                 ).encode()
                 reconciled.append(
-                    _Parsed(
+                    ParsedCallback(
                         provider=attempt.provider,
                         request=CallbackRequest(url="reconcile:", headers={}, body=body),
-                        connection=self._connection(row),
+                        connection=self.ingestion.connection(row),
                         events=[event],
                     )
                 )
@@ -694,14 +678,7 @@ class DispatchEngine:
 
 
 def _inside_window(item: _Claimed, now: datetime) -> bool:
-    campaign = item.campaign
-    calendar = calendar_for(
-        item.task.timezones,
-        windows=campaign.call_windows,
-        mode=campaign.timezone_mode,
-        campaign_timezone=campaign.timezone,
-        ends_at=campaign.ends_at,
-    )
+    calendar = campaign_calendar(item.campaign, item.task.timezones)
     return calendar is not None and calendar.is_open(now)
 
 

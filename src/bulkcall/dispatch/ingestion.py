@@ -44,7 +44,7 @@ ProviderLookup = Callable[[str], Provider | None]
 
 
 @dataclass
-class _Parsed:
+class ParsedCallback:
     provider: str
     request: CallbackRequest
     connection: ConnectionInfo | None = None
@@ -98,9 +98,9 @@ class Ingestion:
             now = self.clock.now()
             return await apply_callbacks(session, now, parsed)
 
-    async def _parse(self, session: AsyncSession, callbacks: Sequence[tuple[str, CallbackRequest]]) -> list[_Parsed]:
-        items = [_Parsed(provider=name, request=request) for name, request in callbacks]
-        wanted: dict[int, list[_Parsed]] = {}
+    async def _parse(self, session: AsyncSession, callbacks: Sequence[tuple[str, CallbackRequest]]) -> list[ParsedCallback]:
+        items = [ParsedCallback(provider=name, request=request) for name, request in callbacks]
+        wanted: dict[int, list[ParsedCallback]] = {}
         for item in items:
             provider = self.providers(item.provider)
             if provider is None:
@@ -118,7 +118,7 @@ class Ingestion:
                 if row is None or row.provider != item.provider:
                     item.verdict, item.error = "rejected_signature", "unknown connection"
                     continue
-                item.connection = self._info(row)
+                item.connection = self.connection(row)
                 provider = self.providers(item.provider)
                 assert provider is not None
                 try:
@@ -129,7 +129,8 @@ class Ingestion:
                     item.verdict, item.error = "malformed", str(exc)
         return items
 
-    def _info(self, row: TelephonyConnection) -> ConnectionInfo:
+    def connection(self, row: TelephonyConnection) -> ConnectionInfo:
+        """A connection as providers see it, its config parsed once per version of the row."""
         cached = self._connections.get(row.id)
         if cached is not None and cached[0] == row.updated_at:
             return cached[1]
@@ -149,7 +150,7 @@ _SEVERITY = [
 ]
 
 
-async def apply_callbacks(session: AsyncSession, now: datetime, parsed: Sequence[_Parsed]) -> list[Verdict]:
+async def apply_callbacks(session: AsyncSession, now: datetime, parsed: Sequence[ParsedCallback]) -> list[Verdict]:
     """Dedupe and apply parsed callbacks inside the caller's transaction."""
     by_call_id: dict[str, list[str]] = {}
     for item in parsed:
@@ -214,7 +215,7 @@ async def apply_callbacks(session: AsyncSession, now: datetime, parsed: Sequence
 
 
 def _verdict(
-    item: _Parsed, event: CallEvent, attempt: CallAttempt | None, state: dict[int, str], seen: set[str]
+    item: ParsedCallback, event: CallEvent, attempt: CallAttempt | None, state: dict[int, str], seen: set[str]
 ) -> str:
     connection = item.connection
     if (
@@ -248,20 +249,7 @@ def _apply(
             earlier.pop("state", None)
             if not earlier:
                 del changes[attempt.id]
-        finished.append(
-            CallResult(
-                attempt=attempt,
-                outcome=event.outcome or Outcome.FAILED,
-                answered_by=event.answered_by,
-                duration_seconds=event.duration_seconds,
-                cost=event.cost,
-                hangup_reason=event.hangup_reason,
-                recording_url=event.recording_url,
-                transcript=event.transcript,
-                extracted_data=event.extracted_data,
-                error=event.error,
-            )
-        )
+        finished.append(CallResult(attempt=attempt, outcome=event.outcome or Outcome.FAILED, report=event))
         return
     values = changes.setdefault(attempt.id, {})
     values["state"] = new_state.value
@@ -275,7 +263,7 @@ def _apply(
 
 
 def _receipt(
-    item: _Parsed,
+    item: ParsedCallback,
     workspace_id: int | None,
     event: CallEvent | None,
     attempt: CallAttempt | None,

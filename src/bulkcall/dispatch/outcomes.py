@@ -20,8 +20,9 @@ from bulkcall.db.repositories import dispatch as queries
 from bulkcall.db.repositories.campaigns import CampaignRepository
 from bulkcall.domain.calls import AttemptState
 from bulkcall.domain.retries import Outcome, RetryPolicy, after_attempt
-from bulkcall.domain.schedule import calendar_for
+from bulkcall.domain.schedule import WindowCalendar, calendar_for
 from bulkcall.kit.logging import get_logger
+from bulkcall.providers.base import CallEvent
 from bulkcall.services import campaigns as campaign_service
 from bulkcall.services.context import ServiceContext
 
@@ -35,16 +36,25 @@ INVALID_ZONE_RECHECK = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class CallResult:
+    """How an attempt ended: its outcome, the provider's report of the call when there is one, and our own
+    error (a refusal, a timeout) when there is not."""
+
     attempt: CallAttempt
     outcome: Outcome
-    answered_by: str | None = None
-    duration_seconds: float | None = None
-    cost: float | None = None
-    hangup_reason: str | None = None
-    recording_url: str | None = None
-    transcript: str | None = None
-    extracted_data: dict[str, Any] | None = None
+    report: CallEvent | None = None
     error: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.report is None else self.report.duration_seconds
+
+    @property
+    def cost(self) -> float | None:
+        return None if self.report is None else self.report.cost
+
+    @property
+    def error_text(self) -> str | None:
+        return self.error or (None if self.report is None else self.report.error)
 
 
 def retry_policy(campaign: Campaign) -> RetryPolicy:
@@ -65,15 +75,20 @@ class NextDial:
     blocker: str | None
 
 
-def next_dial(campaign: Campaign, zone_key: str | None, now: datetime, not_before: datetime) -> NextDial:
-    """The first instant at or after ``not_before`` inside the task's windows (retry delays, re-queues)."""
-    calendar = calendar_for(
+def campaign_calendar(campaign: Campaign, zone_key: str | None) -> WindowCalendar | None:
+    """The calendar of a task's zone key under this campaign's windows and mode (None: unknown zone)."""
+    return calendar_for(
         zone_key,
         windows=campaign.call_windows,
         mode=campaign.timezone_mode,
         campaign_timezone=campaign.timezone,
         ends_at=campaign.ends_at,
     )
+
+
+def next_dial(campaign: Campaign, zone_key: str | None, now: datetime, not_before: datetime) -> NextDial:
+    """The first instant at or after ``not_before`` inside the task's windows (retry delays, re-queues)."""
+    calendar = campaign_calendar(campaign, zone_key)
     if calendar is None:
         return NextDial(now + INVALID_ZONE_RECHECK, "invalid_timezone")
     eligibility = calendar.next_eligible(now, not_before)
@@ -133,14 +148,16 @@ def _ended_attempt(result: CallResult, now: datetime) -> dict[str, Any]:
         "duration_seconds": result.duration_seconds,
         "cost": Decimal(str(result.cost)) if result.cost is not None else Decimal(0),
     }
-    optional = {
-        "answered_by": result.answered_by,
-        "hangup_reason": result.hangup_reason,
-        "recording_url": result.recording_url,
-        "transcript": result.transcript,
-        "extracted_data": result.extracted_data,
-        "error": result.error,
-    }
+    report = result.report
+    optional: dict[str, Any] = {"error": result.error_text}
+    if report is not None:
+        optional.update(
+            answered_by=report.answered_by,
+            hangup_reason=report.hangup_reason,
+            recording_url=report.recording_url,
+            transcript=report.transcript,
+            extracted_data=report.extracted_data,
+        )
     row.update({key: value for key, value in optional.items() if value is not None})
     return row
 
@@ -192,7 +209,7 @@ def _call_data(result: CallResult) -> dict[str, Any]:
         "outcome": result.outcome.value,
         "duration_seconds": result.duration_seconds,
         "cost": result.cost,
-        "error": result.error,
+        "error": result.error_text,
     }
 
 
