@@ -98,7 +98,9 @@ class Ingestion:
             now = self.clock.now()
             return await apply_callbacks(session, now, parsed)
 
-    async def _parse(self, session: AsyncSession, callbacks: Sequence[tuple[str, CallbackRequest]]) -> list[ParsedCallback]:
+    async def _parse(
+        self, session: AsyncSession, callbacks: Sequence[tuple[str, CallbackRequest]]
+    ) -> list[ParsedCallback]:
         items = [ParsedCallback(provider=name, request=request) for name, request in callbacks]
         wanted: dict[int, list[ParsedCallback]] = {}
         for item in items:
