@@ -49,7 +49,7 @@ async def test_create_simulator_with_empty_config_fills_defaults(api: httpx.Asyn
     assert connection["secrets_set"] == []
     config = connection["config"]
     assert config["speed"] == 1
-    assert config["callback_faults"] == {"duplicate": 0, "missing": 0}
+    assert config["callback_faults"] == {"duplicate": 0, "missing": 0, "reordered": 0}
     assert sum(config["outcomes"].values()) == pytest.approx(1)
     assert config["ring_seconds"][0] <= config["ring_seconds"][1]
 
@@ -71,7 +71,7 @@ async def test_create_simulator_stores_given_config(api: httpx.AsyncClient) -> N
     assert stored["ring_seconds"] == [1, 5]
     assert stored["talk_seconds"] == [20, 20]
     assert stored["speed"] == 100
-    assert stored["callback_faults"] == {"duplicate": 0.1, "missing": 0.01}
+    assert stored["callback_faults"] == {"duplicate": 0.1, "missing": 0.01, "reordered": 0}
     assert stored["number_answer_rates"] == {"+442079460958": 0.9}
 
 

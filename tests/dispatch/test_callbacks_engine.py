@@ -272,3 +272,37 @@ async def test_with_every_result_sent_twice_tasks_match_the_simulated_network_ex
     counts = await assert_counts_add_up(api, launched["id"])
     assert Counter({status: n for status, n in counts.items() if n}) == Counter(row["status"] for row in rows)
     assert (await campaign(api, launched["id"]))["status"] == "completed"
+
+
+async def test_progress_reports_arriving_after_the_result_are_stored_out_of_order_and_change_nothing(
+    api: httpx.AsyncClient, database: Database, clock: FixedClock, engine_app: FastAPI, tmp_path: Path
+) -> None:
+    event_log = tmp_path / "sim.jsonl"
+    world = await make_world(
+        api,
+        simulator={
+            "seed": 3,
+            "outcomes": {"answered": 0.5, "voicemail": 0.3, "no_answer": 0.2},
+            "callback_faults": {"reordered": 1.0},
+        },
+    )
+    await world.contacts([f"+1212555{n:04d}" for n in range(8)])
+    launched = await world.launch(max_retries=0)
+    async with logged_engine(database, clock, engine_app, event_log) as eng:
+        await settle(eng)
+
+    ends = {line["attempt_id"]: line for line in simulator_events(event_log, "end")}
+    attempts = await attempt_rows(database)
+    assert len(attempts) == 8
+    assert {a.id: a.outcome for a in attempts} == {i: end["outcome"] for i, end in ends.items()}
+    assert all(a.state == "ended" and a.ended_at is not None for a in attempts)
+    # A call picked up still gets its answer time from the result when the "answered" report comes late.
+    assert all((a.answered_at is not None) == (a.outcome in ("answered", "voicemail")) for a in attempts)
+    verdicts = Counter((r.event_type, r.verdict) for r in await receipts(database))
+    answered = sum(1 for end in ends.values() if end["outcome"] in ("answered", "voicemail"))
+    assert verdicts == Counter(
+        {("completed", "applied"): 8, ("ringing", "out_of_order"): 8, ("answered", "out_of_order"): answered}
+    )
+    rows = await tasks(api, launched["id"])
+    assert {row["last_outcome"] for row in rows} == {end["outcome"] for end in ends.values()}
+    assert (await campaign(api, launched["id"]))["status"] == "completed"

@@ -45,6 +45,16 @@ def test_callback_faults_happen_at_their_rates() -> None:
     calls = [simulate_call(config, attempt_key=str(i), callee_e164=CALLEE) for i in range(10_000)]
     assert sum(call.missing_callback for call in calls) / 10_000 == pytest.approx(0.1, abs=0.015)
     assert not any(call.missing_callback and call.duplicate_callback for call in calls)
+    assert not any(call.reordered_callbacks for call in calls)
+
+    reordering = SimulatorConfig(seed=5, callback_faults={"reordered": 0.3})
+    reordered = [simulate_call(reordering, attempt_key=str(i), callee_e164=CALLEE) for i in range(10_000)]
+    assert sum(call.reordered_callbacks for call in reordered) / 10_000 == pytest.approx(0.3, abs=0.015)
+    # Faults are drawn after the call itself: the same seed gives the same calls whatever the faults.
+    assert [(c.outcome, c.ring_seconds, c.talk_seconds) for c in reordered[:200]] == [
+        (c.outcome, c.ring_seconds, c.talk_seconds)
+        for c in (simulate_call(config, attempt_key=str(i), callee_e164=CALLEE) for i in range(200))
+    ]
 
 
 @given(

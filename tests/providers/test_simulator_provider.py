@@ -242,6 +242,17 @@ async def test_a_missing_result_is_never_reported_and_a_duplicate_is_reported_tw
     assert reports[1] == reports[2]
 
 
+async def test_reordered_progress_reports_arrive_after_the_result(network: Network) -> None:
+    late = connection(outcomes={"answered": 1.0}, callback_faults={"reordered": 1.0})
+    await network.provider.place_call(late, request(1))
+    await network.played_out()
+    assert [event.status for event in network.reports(late)] == [
+        CallStatus.COMPLETED,
+        CallStatus.RINGING,
+        CallStatus.ANSWERED,
+    ]
+
+
 async def test_closing_stops_calls_in_progress(network: Network) -> None:
     slow = connection(outcomes={"answered": 1.0}, ring_seconds=(5_000, 5_000))
     await network.provider.place_call(slow, request(1))

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -251,6 +251,10 @@ def _apply(
             earlier.pop("state", None)
             if not earlier:
                 del changes[attempt.id]
+        picked_up = event.outcome in (Outcome.ANSWERED, Outcome.VOICEMAIL)
+        if picked_up and attempt.answered_at is None and "answered_at" not in (earlier or {}):
+            # The "answered" report is late or lost: the pick-up was the talk time before this result.
+            changes.setdefault(attempt.id, {})["answered_at"] = _picked_up_at(attempt, event, now)
         finished.append(CallResult(attempt=attempt, outcome=event.outcome or Outcome.FAILED, report=event))
         return
     values = changes.setdefault(attempt.id, {})
@@ -262,6 +266,11 @@ def _apply(
         if event.answered_by:
             values["answered_by"] = event.answered_by
     calling_tasks.append(attempt.task_id)
+
+
+def _picked_up_at(attempt: CallAttempt, event: CallEvent, now: datetime) -> datetime:
+    talked = now - timedelta(seconds=event.duration_seconds or 0.0)
+    return max(talked, attempt.dialed_at) if attempt.dialed_at is not None else talked
 
 
 def _receipt(

@@ -54,12 +54,14 @@ DEFAULT_OUTCOMES = Outcomes(answered=0.45, voicemail=0.15, no_answer=0.25, busy=
 
 
 class CallbackFaults(BaseModel):
-    """How often a status callback arrives twice, or never (to exercise deduplication and timeouts)."""
+    """How often a call's result arrives twice, or never, or its progress reports arrive after the result
+    (to exercise deduplication, timeouts and out-of-order handling)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     duplicate: Probability = 0.0
     missing: Probability = 0.0
+    reordered: Probability = 0.0
 
 
 class SimulatorConfig(ProviderConfig):

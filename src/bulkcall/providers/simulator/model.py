@@ -29,6 +29,8 @@ class SimulatedCall:
     talk_seconds: float  # 0 unless a person or a voicemail box picked up
     duplicate_callback: bool
     missing_callback: bool
+    # The progress reports (ringing, answered) arrive after the result, as carriers' retried webhooks can.
+    reordered_callbacks: bool = False
 
 
 def outcome_weights(config: SimulatorConfig, callee_e164: str, caller_e164: str | None = None) -> list[float]:
@@ -62,10 +64,13 @@ def simulate_call(
     faults = config.callback_faults
     missing = rng.random() < faults.missing
     duplicate = not missing and rng.random() < faults.duplicate
+    # Drawn last, so adding this fault left every earlier seed's calls unchanged.
+    reordered = rng.random() < faults.reordered
     return SimulatedCall(
         outcome=outcome,
         ring_seconds=ring,
         talk_seconds=talk,
         duplicate_callback=duplicate,
         missing_callback=missing,
+        reordered_callbacks=reordered,
     )

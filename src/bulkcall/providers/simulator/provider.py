@@ -55,7 +55,7 @@ def call_cost(call: SimulatedCall) -> float:
 @dataclass(frozen=True)
 class _Report:
     delay: float  # simulated seconds after the request
-    payload: dict[str, Any]
+    payloads: tuple[dict[str, Any], ...]  # delivered in this order at that instant
 
 
 class SimulatorProvider:
@@ -85,17 +85,17 @@ class SimulatorProvider:
         )
         self._log("start", request, at=request.requested_at)
         for report in self._reports(request, call_id, call):
-            self._schedule(report.delay / config.speed, connection, request, report.payload)
-        self._schedule((call.ring_seconds + call.talk_seconds) / config.speed, connection, request, None, end=call)
+            self._schedule(report.delay / config.speed, connection, request, report.payloads)
+        self._schedule((call.ring_seconds + call.talk_seconds) / config.speed, connection, request, (), end=call)
         return PlacedCall(call_id)
 
     def _reports(self, request: CallRequest, call_id: str, call: SimulatedCall) -> list[_Report]:
         base = {"call_id": call_id, "attempt_id": request.attempt_id}
-        reports = [_Report(0.0, {**base, "status": CallStatus.RINGING.value})]
+        progress = [_Report(0.0, ({**base, "status": CallStatus.RINGING.value},))]
         if call.outcome in (Outcome.ANSWERED, Outcome.VOICEMAIL):
             answered_by = "human" if call.outcome is Outcome.ANSWERED else "machine"
-            reports.append(
-                _Report(call.ring_seconds, {**base, "status": CallStatus.ANSWERED.value, "answered_by": answered_by})
+            progress.append(
+                _Report(call.ring_seconds, ({**base, "status": CallStatus.ANSWERED.value, "answered_by": answered_by},))
             )
         final = {
             **base,
@@ -109,18 +109,19 @@ class SimulatorProvider:
         if call.outcome is Outcome.FAILED:
             final["error"] = "simulated network failure"
         ends = call.ring_seconds + call.talk_seconds
-        if not call.missing_callback:
-            reports.append(_Report(ends, final))
-            if call.duplicate_callback:
-                reports.append(_Report(ends, final))
-        return reports
+        stale = tuple(payload for report in progress for payload in report.payloads)
+        results = () if call.missing_callback else (final, final) if call.duplicate_callback else (final,)
+        if call.reordered_callbacks:
+            # The progress reports arrive right after the result, when they are stale.
+            return [_Report(ends, results + stale)]
+        return [*progress, _Report(ends, results)] if results else progress
 
     def _schedule(
         self,
         wall_delay: float,
         connection: ConnectionInfo,
         request: CallRequest,
-        payload: dict[str, Any] | None,
+        payloads: tuple[dict[str, Any], ...],
         *,
         end: SimulatedCall | None = None,
     ) -> None:
@@ -131,7 +132,9 @@ class SimulatorProvider:
             if end is not None:
                 self._log("end", request, at=self._now(), outcome=end.outcome.value, missing=end.missing_callback)
                 return
-            if payload is not None and self._deliver is not None:
+            if self._deliver is None:
+                return
+            for payload in payloads:
                 body = json.dumps({**payload, "event_id": f"{payload['call_id']}:{payload['status']}"}).encode()
                 url = f"{request.callback_url}?connection={connection.id}"
                 headers = {SIGNATURE_HEADER: sign(connection.signing_secret, body), "content-type": "application/json"}
