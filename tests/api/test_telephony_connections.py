@@ -17,7 +17,8 @@ from tests.conftest import data, new_key
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "tw-auth-token-3f9a1c7e-never-shown"
-SIGNING_SECRET = "agent-signing-secret-8d2b-never-shown"
+# A Standard Webhooks secret (whsec_ + base64), as http_agent requires.
+SIGNING_SECRET = "whsec_YWdlbnQtc2lnbmluZy1zZWNyZXQtOGQyYi1uZXZlci1zaG93bg=="
 
 
 def _twilio(**config: Any) -> dict[str, Any]:

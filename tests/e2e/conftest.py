@@ -34,9 +34,11 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 
 @contextmanager
-def running_server(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[str]:
-    """Start ``bulkcall <args> --port N``, wait until /healthz answers, yield the base URL, then stop it."""
-    port = free_port()
+def running_server(args: list[str], env: dict[str, str], cwd: Path, port: int | None = None) -> Iterator[str]:
+    """Start ``bulkcall <args> --port N``, wait until /healthz answers, yield the base URL, then stop it.
+
+    ``port`` is chosen here unless given (a test that must know it first, e.g. for ``BULKCALL_PUBLIC_URL``)."""
+    port = port or free_port()
     log_path = cwd / f"server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

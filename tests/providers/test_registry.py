@@ -39,7 +39,9 @@ def test_secret_fields_are_split_from_public_config() -> None:
 
 
 def test_load_config_rejoins_stored_halves() -> None:
-    original = parse_config("http_agent", {"url": "https://agent.example.com", "signing_secret": "k"})
+    original = parse_config(
+        "http_agent", {"url": "https://agent.example.com", "signing_secret": "whsec_" + "a2V5LWJ5dGVzLWZvci1hLXRlc3Q="}
+    )
     rebuilt = load_config("http_agent", original.public(), original.secrets())
     assert rebuilt == original
 

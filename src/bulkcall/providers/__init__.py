@@ -1,7 +1,7 @@
 """Telephony providers (``telephony_connections.provider``): one sub-package per provider.
 
-For now each provider contributes only its ``config`` schema (see :mod:`bulkcall.providers.registry`);
-the dialing interface joins it later.
+Each contributes its ``config`` schema and a class implementing :class:`bulkcall.providers.base.Provider`,
+registered in :mod:`bulkcall.providers.registry`.
 """
 
 from bulkcall.providers.base import ProviderConfig

@@ -134,6 +134,14 @@ class CallEvent:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The answer to "does this connection work?", found without placing a call; ``detail`` never holds a secret."""
+
+    ok: bool
+    detail: str
+
+
 class CallbackRejected(Exception):
     """The callback failed verification (bad or missing signature): answered 403, applied never."""
 
@@ -165,6 +173,10 @@ class Provider(Protocol):
 
     async def fetch_status(self, connection: ConnectionInfo, provider_call_id: str) -> CallEvent | None:
         """The call's final state if the provider can tell (reconciliation of lost callbacks), else None."""
+        ...
+
+    async def check_connection(self, connection: ConnectionInfo) -> ConnectionCheck:
+        """Check credentials and reachability without placing a call (``POST /telephony_connections/{id}/test``)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -10,9 +10,11 @@ from typing import Any
 
 from bulkcall.providers.base import CallbackSink, Provider, ProviderConfig
 from bulkcall.providers.http_agent import HttpAgentConfig
+from bulkcall.providers.http_agent.provider import HttpAgentProvider
 from bulkcall.providers.simulator import SimulatorConfig
 from bulkcall.providers.simulator.provider import SimulatorProvider
 from bulkcall.providers.twilio import TwilioConfig
+from bulkcall.providers.twilio.provider import TwilioProvider
 
 
 class UnknownProvider(LookupError):
@@ -36,6 +38,14 @@ def _simulator(runtime: ProviderRuntime) -> Provider:
     )
 
 
+def _twilio(runtime: ProviderRuntime) -> Provider:
+    return TwilioProvider(runtime.now)
+
+
+def _http_agent(runtime: ProviderRuntime) -> Provider:
+    return HttpAgentProvider(runtime.now)
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     name: str
@@ -53,8 +63,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         ProviderSpec("simulator", SimulatorConfig, "A seeded model of a phone network", _simulator),
-        ProviderSpec("twilio", TwilioConfig, "Twilio's REST API, or a compatible server"),
-        ProviderSpec("http_agent", HttpAgentConfig, "Your own voice agent behind a signed HTTP endpoint"),
+        ProviderSpec("twilio", TwilioConfig, "Twilio's REST API, or a compatible server", _twilio),
+        ProviderSpec("http_agent", HttpAgentConfig, "Your own voice agent behind a signed HTTP endpoint", _http_agent),
     )
 }
 

@@ -84,3 +84,10 @@ class TelephonyConnectionOut(ResponseModel):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+class ConnectionTestOut(ResponseModel):
+    ok: bool = Field(description="Whether the provider answered as a working connection should")
+    provider: str
+    detail: str = Field(description="What was checked and what came back (never a credential)")
+    latency_ms: int = Field(description="Wall-clock milliseconds the check took")

@@ -7,6 +7,7 @@ stored with defaults filled in.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from secrets import token_hex
 from typing import Any
@@ -16,9 +17,14 @@ from pydantic import ValidationError
 from bulkcall.db.models import TelephonyConnection
 from bulkcall.db.repositories.telephony import TelephonyConnectionRepository
 from bulkcall.kit.errors import NotFound, ValidationFailed
-from bulkcall.providers import ProviderConfig, parse_config
-from bulkcall.schemas.telephony import TelephonyConnectionCreate, TelephonyConnectionUpdate
+from bulkcall.kit.logging import get_logger
+from bulkcall.providers import ProviderConfig, get_provider, load_config, parse_config
+from bulkcall.providers.base import ConnectionInfo
+from bulkcall.providers.registry import ProviderRuntime
+from bulkcall.schemas.telephony import ConnectionTestOut, TelephonyConnectionCreate, TelephonyConnectionUpdate
 from bulkcall.services.context import ServiceContext
+
+log = get_logger("bulkcall.telephony")
 
 
 def _repo(ctx: ServiceContext) -> TelephonyConnectionRepository:
@@ -101,3 +107,29 @@ async def update_connection(
         connection.updated_at = ctx.now
         await ctx.session.flush()
     return connection
+
+
+async def check_connection(ctx: ServiceContext, connection_id: int) -> ConnectionTestOut:
+    """Ask the provider whether the connection works, without placing a call (credentials never in the answer)."""
+    row = await get_connection(ctx, connection_id)
+    spec = get_provider(row.provider)
+    started = time.perf_counter()
+    if spec.factory is None:
+        ok, detail = False, f"provider {row.provider!r} cannot be checked"
+    else:
+        provider = spec.factory(ProviderRuntime(deliver=None, now=lambda: ctx.now))
+        try:
+            info = ConnectionInfo(
+                id=row.id,
+                workspace_id=row.workspace_id,
+                provider=row.provider,
+                config=load_config(row.provider, row.config, row.secrets),
+                signing_secret=row.signing_secret,
+            )
+            check = await provider.check_connection(info)
+            ok, detail = check.ok, check.detail
+        finally:
+            await provider.aclose()
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    log.info("connection_tested", connection_id=row.id, provider=row.provider, ok=ok, latency_ms=latency_ms)
+    return ConnectionTestOut(ok=ok, provider=row.provider, detail=detail, latency_ms=latency_ms)

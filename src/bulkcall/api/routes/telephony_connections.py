@@ -10,6 +10,7 @@ from bulkcall.api.deps import NumbersRead, NumbersWrite, Pagination
 from bulkcall.api.responses import error_responses, ok, paged
 from bulkcall.schemas.base import MAX_ROW_ID, Envelope, ListEnvelope
 from bulkcall.schemas.telephony import (
+    ConnectionTestOut,
     ProviderName,
     TelephonyConnectionCreate,
     TelephonyConnectionOut,
@@ -64,3 +65,18 @@ async def update_connection(
     ctx: NumbersWrite, connection_id: ConnectionId, body: TelephonyConnectionUpdate
 ) -> Envelope[TelephonyConnectionOut]:
     return ok(TelephonyConnectionOut.from_row(await telephony.update_connection(ctx, connection_id, body)))
+
+
+@router.post(
+    "/{connection_id}/test",
+    operation_id="test_telephony_connection",
+    summary="Check a connection without placing a call: credentials and reachability",
+    description=(
+        "twilio: fetches the account (`GET /2010-04-01/Accounts/{sid}.json`); http_agent: a signed `ping` to "
+        "the agent's URL; simulator: always ok. Answers 200 with `ok: false` and a `detail` when the provider "
+        "says no or cannot be reached; credentials never appear in the answer."
+    ),
+    responses=error_responses(404),
+)
+async def check_connection(ctx: NumbersWrite, connection_id: ConnectionId) -> Envelope[ConnectionTestOut]:
+    return ok(await telephony.check_connection(ctx, connection_id))

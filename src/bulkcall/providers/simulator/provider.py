@@ -31,6 +31,7 @@ from bulkcall.providers.base import (
     CallbackSink,
     CallEvent,
     CallRequest,
+    ConnectionCheck,
     ConnectionInfo,
     PlacedCall,
 )
@@ -201,6 +202,9 @@ class SimulatorProvider:
     async def fetch_status(self, connection: ConnectionInfo, provider_call_id: str) -> CallEvent | None:
         # The simulated network keeps no call records to ask: a lost callback stays lost (the timeout path).
         return None
+
+    async def check_connection(self, connection: ConnectionInfo) -> ConnectionCheck:
+        return ConnectionCheck(True, "the simulator is built in: nothing to reach")
 
     async def aclose(self) -> None:
         for handle in list(self._timers):
