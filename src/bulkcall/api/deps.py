@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
+from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.engine import Database
@@ -120,3 +123,24 @@ Pagination = Annotated[PageParams, Depends(_page_params)]
 
 
 PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Resource id")]
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` (pydantic alone would also take timestamps and datetimes at midnight)."""
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("Input should be a date in the format YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+DateFrom = Annotated[
+    IsoDate | None,
+    Query(alias="from", description="First day (YYYY-MM-DD, inclusive) in the campaign timezone"),
+]
+DateTo = Annotated[
+    IsoDate | None,
+    Query(alias="to", description="Last day (YYYY-MM-DD, inclusive) in the campaign timezone; not before `from`"),
+]

@@ -8,12 +8,13 @@ instead of being written into millions of rows.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from bulkcall.db.models import CallTask, Campaign, Contact
 from bulkcall.db.models.campaign import WAITING_STATUSES
 from bulkcall.db.repositories.campaigns import CampaignRepository
 from bulkcall.dispatch.outcomes import next_dial
+from bulkcall.domain.date_ranges import check_range, utc_bounds
 from bulkcall.domain.variables import task_variables
 from bulkcall.kit.errors import NotFound
 from bulkcall.schemas.campaigns import AttemptOut, TaskDetailOut, TaskOut
@@ -51,11 +52,21 @@ def task_out(task: CallTask, contact: Contact | None, campaign: Campaign, now: d
 
 
 async def list_tasks(
-    ctx: ServiceContext, campaign_id: int, status: str | None, outcome: str | None, page: int, per_page: int
+    ctx: ServiceContext,
+    campaign_id: int,
+    status: str | None,
+    outcome: str | None,
+    page: int,
+    per_page: int,
+    date_from: date | None = None,
+    date_to: date | None = None,
 ) -> tuple[list[TaskOut], int]:
+    """With ``from``/``to``: the tasks with at least one attempt ended in the range (``domain/date_ranges.py``)."""
     campaign = await get_campaign(ctx, campaign_id)
+    check_range(date_from, date_to)
+    lower, upper = utc_bounds(date_from, date_to, campaign.timezone)
     repo = CampaignRepository(ctx.session, ctx.workspace_id)
-    rows, total = await repo.page_tasks(repo.tasks_query(campaign.id, status, outcome), page, per_page)
+    rows, total = await repo.page_tasks(repo.tasks_query(campaign.id, status, outcome, lower, upper), page, per_page)
     return [task_out(task, contact, campaign, ctx.now) for task, contact in rows], total
 
 

@@ -12,6 +12,7 @@ from bulkcall.api.routes import (
     phone_numbers,
     provider_callbacks,
     telephony_connections,
+    webhook_receipts,
     workspace,
 )
 
@@ -27,4 +28,5 @@ ROUTERS: list[APIRouter] = [
     campaigns.router,
     campaigns.templates_router,
     provider_callbacks.router,
+    webhook_receipts.router,
 ]

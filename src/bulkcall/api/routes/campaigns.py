@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from bulkcall.api.bodies import json_body_openapi, lenient_body
-from bulkcall.api.deps import CampaignsRead, CampaignsWrite, Pagination, PathId
+from bulkcall.api.deps import CampaignsRead, CampaignsWrite, DatabaseDep, DateFrom, DateTo, Pagination, PathId
 from bulkcall.api.responses import error_responses, ok, paged
 from bulkcall.domain.lifecycle import Action
 from bulkcall.schemas.base import Envelope, ListEnvelope
@@ -26,13 +28,33 @@ from bulkcall.schemas.campaigns import (
     TaskStatusName,
     TemplateOut,
 )
-from bulkcall.services import campaigns, tasks
+from bulkcall.services import campaigns, exports, tasks
 from bulkcall.services.context import ServiceContext
 
 router = APIRouter(prefix="/bulk_call_campaigns", tags=["bulk_call_campaigns"])
 templates_router = APIRouter(prefix="/bulk_call_campaign_templates", tags=["bulk_call_campaign_templates"])
 
 Search = Annotated[str | None, Query(max_length=200, description="Case-insensitive match on the name")]
+Outcome = Annotated[str | None, Query(max_length=32, description="Only tasks whose last outcome is this")]
+Format = Annotated[exports.ExportFormat, Query(description="csv (UTF-8, header row) or jsonl (one object per line)")]
+
+
+def _export_responses(what: str) -> dict[int | str, dict[str, Any]]:
+    media = {"schema": {"type": "string"}}
+    return {
+        200: {
+            "description": f"{what}, streamed as an attachment",
+            "content": {"text/csv": media, "application/x-ndjson": media},
+        }
+    }
+
+
+def _download(chunks: AsyncIterator[bytes], fmt: exports.ExportFormat, filename: str) -> StreamingResponse:
+    return StreamingResponse(
+        chunks,
+        media_type=exports.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 async def _out(ctx: ServiceContext, campaign_id: int) -> Envelope[CampaignOut]:
@@ -54,6 +76,29 @@ async def list_campaigns(
     return paged(
         [CampaignOut.model_validate(view.as_dict()) for view in views], total, pagination.page, pagination.per_page
     )
+
+
+@router.get(
+    "/export",
+    operation_id="export_bulk_call_campaigns",
+    summary="Every campaign matching the list's filters, newest first, with its task counts and call KPIs",
+    description=(
+        "One row per campaign: id, name, status, timestamps, `total_contacts`, tasks per status, and over its "
+        "ended attempts `attempts`, `answered` (attempts that ended `answered`), `answer_rate` "
+        "(answered / attempts, null without attempts), `talk_seconds` and `cost`."
+    ),
+    response_class=StreamingResponse,
+    responses=_export_responses("The campaigns"),
+)
+async def export_campaigns(
+    ctx: CampaignsRead,
+    database: DatabaseDep,
+    format: Format = exports.ExportFormat.CSV,
+    status: Annotated[CampaignStatusName | None, Query(description="Only campaigns in this state")] = None,
+    search: Search = None,
+) -> StreamingResponse:
+    chunks = exports.campaigns_chunks(database, ctx.workspace_id, status, search, format)
+    return _download(chunks, format, f"bulk_call_campaigns.{format.value}")
 
 
 @router.post(
@@ -207,10 +252,40 @@ async def list_tasks(
     campaign_id: PathId,
     pagination: Pagination,
     status: Annotated[TaskStatusName | None, Query(description="Only tasks in this status")] = None,
-    outcome: Annotated[str | None, Query(max_length=32, description="Only tasks whose last outcome is this")] = None,
+    outcome: Outcome = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
 ) -> ListEnvelope[TaskOut]:
-    rows, total = await tasks.list_tasks(ctx, campaign_id, status, outcome, pagination.page, pagination.per_page)
+    rows, total = await tasks.list_tasks(
+        ctx, campaign_id, status, outcome, pagination.page, pagination.per_page, date_from, date_to
+    )
     return paged(rows, total, pagination.page, pagination.per_page)
+
+
+@router.get(
+    "/{campaign_id}/results_export",
+    operation_id="export_bulk_call_campaign_results",
+    summary="One row per task with its contact, variables, calls and extracted data (CSV or JSON lines)",
+    description=(
+        "Streamed in task order. With `from`/`to`: only tasks with an attempt ended in the range, and the "
+        "attempt columns (`attempts`, `attempt_outcomes`, first/last call, talk, cost, extracted data) cover "
+        "only those attempts. An error after the first byte aborts the transfer (the body is incomplete)."
+    ),
+    response_class=StreamingResponse,
+    responses={**_export_responses("The tasks"), **error_responses(404)},
+)
+async def export_results(
+    ctx: CampaignsRead,
+    database: DatabaseDep,
+    campaign_id: PathId,
+    format: Format = exports.ExportFormat.CSV,
+    status: Annotated[TaskStatusName | None, Query(description="Only tasks in this status")] = None,
+    outcome: Outcome = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+) -> StreamingResponse:
+    export = await exports.prepare_results_export(ctx, campaign_id, format, status, outcome, date_from, date_to)
+    return _download(exports.results_chunks(database, ctx.workspace_id, export), format, export.filename)
 
 
 @router.get(

@@ -177,6 +177,8 @@ class CallAttempt(IdMixin, Base):
         Index("ix_call_attempts_workspace_id_queued_at", "workspace_id", "queued_at"),
         Index("ix_call_attempts_workspace_id_dialed_at", "workspace_id", "dialed_at"),
         Index("ix_call_attempts_campaign_id_id", "campaign_id", "id"),
+        # Date ranges (tasks API, results export): a campaign's attempts by the instant they ended.
+        Index("ix_call_attempts_campaign_id_ended_at", "campaign_id", "ended_at"),
         Index("ix_call_attempts_provider_call_id", "provider", "provider_call_id"),
         # An attempt id is its idempotency key with the provider: SQLite must never hand out a deleted one again.
         {"sqlite_autoincrement": True},
@@ -232,6 +234,8 @@ class ProviderCallback(IdMixin, Base):
         Index("ix_provider_callbacks_attempt_id", "attempt_id"),
         Index("ix_provider_callbacks_campaign_id_id", "campaign_id", "id"),
         Index("ix_provider_callbacks_workspace_id_id", "workspace_id", "id"),
+        # GET /webhook_receipts?verdict=: newest first within one verdict.
+        Index("ix_provider_callbacks_workspace_id_verdict_id", "workspace_id", "verdict", "id"),
     )
 
     workspace_id: Mapped[int | None] = mapped_column(IdType)

@@ -237,12 +237,29 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
             .values(status="cancelled", blocker=None, next_eligible_at=None, updated_at=now, completed_at=now)
         )
 
-    def tasks_query(self, campaign_id: int, status: str | None, outcome: str | None) -> Any:
+    def tasks_query(
+        self,
+        campaign_id: int,
+        status: str | None,
+        outcome: str | None,
+        ended_from: datetime | None = None,
+        ended_before: datetime | None = None,
+    ) -> Any:
+        """A campaign's tasks; with a range, only those with an attempt ended in ``[ended_from, ended_before)``."""
         query = select(CallTask).where(CallTask.campaign_id == campaign_id)
         if status:
             query = query.where(CallTask.status == status)
         if outcome:
             query = query.where(CallTask.last_outcome == outcome)
+        if ended_from is not None or ended_before is not None:
+            in_range = select(CallAttempt.task_id).where(
+                CallAttempt.campaign_id == campaign_id, CallAttempt.outcome.is_not(None)
+            )
+            if ended_from is not None:
+                in_range = in_range.where(CallAttempt.ended_at >= ended_from)
+            if ended_before is not None:
+                in_range = in_range.where(CallAttempt.ended_at < ended_before)
+            query = query.where(CallTask.id.in_(in_range))
         return query.order_by(CallTask.id)
 
     async def page_tasks(

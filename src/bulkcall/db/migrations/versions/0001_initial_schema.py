@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 13:52:45.328110
+Create Date: 2026-11-27 16:48:47.547658
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     with op.batch_alter_table("call_attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_call_attempts_campaign_id_ended_at", ["campaign_id", "ended_at"], unique=False)
         batch_op.create_index("ix_call_attempts_campaign_id_id", ["campaign_id", "id"], unique=False)
         batch_op.create_index(
             "ix_call_attempts_open",
@@ -156,6 +157,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_provider_callbacks_attempt_id", ["attempt_id"], unique=False)
         batch_op.create_index("ix_provider_callbacks_campaign_id_id", ["campaign_id", "id"], unique=False)
         batch_op.create_index("ix_provider_callbacks_workspace_id_id", ["workspace_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_provider_callbacks_workspace_id_verdict_id", ["workspace_id", "verdict", "id"], unique=False
+        )
         batch_op.create_index(
             "ux_provider_callbacks_dedupe",
             ["provider", "dedupe_key"],
@@ -644,6 +648,7 @@ def downgrade() -> None:
             sqlite_where=sa.text("verdict IN ('applied', 'out_of_order')"),
             postgresql_where=sa.text("verdict IN ('applied', 'out_of_order')"),
         )
+        batch_op.drop_index("ix_provider_callbacks_workspace_id_verdict_id")
         batch_op.drop_index("ix_provider_callbacks_workspace_id_id")
         batch_op.drop_index("ix_provider_callbacks_campaign_id_id")
         batch_op.drop_index("ix_provider_callbacks_attempt_id")
@@ -678,6 +683,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("ended_at IS NULL"),
         )
         batch_op.drop_index("ix_call_attempts_campaign_id_id")
+        batch_op.drop_index("ix_call_attempts_campaign_id_ended_at")
 
     op.drop_table("call_attempts")
     # ### end Alembic commands ###
