@@ -290,7 +290,12 @@ class DispatchEngine:
             reopen[key] = (nxt.at or campaign.ends_at or now + timedelta(days=1), nxt.blocker or "outside_call_window")
         closed = frozenset(reopen)
         if len(closed) == len(state.keys):
-            return None  # every window is shut: nothing to scan, nothing to move (reads derive the blocker)
+            # Every window is shut: nothing to scan, nothing to move (reads derive each task's blocker). The
+            # campaign says so once, for dispatch health: its due tasks wait for a window, not for a dial.
+            if campaign.dispatch_blocker != "outside_call_window":
+                async with self.ingestion.write_transaction() as session:
+                    await queries.set_dispatch_blockers(session, {campaign.id: "outside_call_window"})
+            return None
         if closed != state.closed:
             async with self.ingestion.write_transaction() as session:
                 moved = await queries.defer_closed_keys(session, campaign.id, now, reopen)

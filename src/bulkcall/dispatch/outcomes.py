@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CallAttempt, CallTask, Campaign
 from bulkcall.db.repositories import dispatch as queries
+from bulkcall.db.repositories import insight as insight_queries
 from bulkcall.db.repositories.campaigns import CampaignRepository
+from bulkcall.domain import insight
 from bulkcall.domain.calls import AttemptState
+from bulkcall.domain.lifecycle import Action
 from bulkcall.domain.retries import Outcome, RetryPolicy, after_attempt
 from bulkcall.domain.schedule import WindowCalendar, calendar_for
 from bulkcall.kit.logging import get_logger
@@ -132,10 +135,84 @@ async def finish_attempts(session: AsyncSession, now: datetime, results: Sequenc
                 "attempts": attempt.attempt_number,
             }
             events.append(_event(attempt, "task.completed", data, now))
+    await _add_stats(session, now, results)
     await queries.update_attempts(session, attempt_rows)
     await queries.update_tasks(session, task_rows)
     await queries.insert_events(session, events)
+    await guard_campaigns(session, now, [c for c in campaigns.values() if c.status == "running"])
     return set(campaigns)
+
+
+async def _add_stats(session: AsyncSession, now: datetime, results: Sequence[CallResult]) -> None:
+    """Add the ending attempts to the campaigns' quarter-hour statistics (analytics reads only those)."""
+    previous = await insight_queries.previous_ends(session, [result.attempt.task_id for result in results])
+    bucket = insight.bucket_of(now)
+    calls: dict[tuple[Any, ...], dict[str, Any]] = {}
+    reach: dict[tuple[Any, ...], dict[str, Any]] = {}
+    talk: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for result in results:
+        attempt = result.attempt
+        answered = result.outcome is Outcome.ANSWERED
+        seconds = (result.duration_seconds or 0.0) if answered else 0.0
+        key = (attempt.campaign_id, bucket, attempt.phone_number_id, attempt.attempt_number, result.outcome.value)
+        row = calls.setdefault(
+            key, dict(zip(insight_queries.CALL_KEYS, key, strict=True), attempts=0, talk_seconds=0.0, cost=Decimal(0))
+        )
+        row["attempts"] += 1
+        row["talk_seconds"] += seconds
+        row["cost"] += Decimal(str(result.cost)) if result.cost is not None else Decimal(0)
+        last_end, last_answer = previous.get(attempt.task_id, (None, None))
+        kinds = [("contact", last_end)] + ([("reached", last_answer)] if answered else [])
+        for kind, before in kinds:
+            prev = insight.NO_PREVIOUS if before is None else insight.bucket_of(before)
+            reach_key = (attempt.campaign_id, bucket, kind, prev)
+            reach.setdefault(reach_key, dict(zip(insight_queries.REACH_KEYS, reach_key, strict=True), tasks=0))
+            reach[reach_key]["tasks"] += 1
+        if answered:
+            talk_key = (attempt.campaign_id, bucket, insight.talk_bin(seconds))
+            talk.setdefault(talk_key, dict(zip(insight_queries.TALK_KEYS, talk_key, strict=True), calls=0))
+            talk[talk_key]["calls"] += 1
+    await insight_queries.add_stats(session, list(calls.values()), list(reach.values()), list(talk.values()))
+
+
+async def guard_campaigns(session: AsyncSession, now: datetime, campaigns: Sequence[Campaign]) -> list[tuple[int, str]]:
+    """Pause running campaigns whose provider error rate spiked (``failure_spike``) or whose spend reached
+    ``metadata.budget_cap`` (``budget_cap_reached``): a ``campaign.health_degraded`` event, then the pause
+    (through the one lifecycle function, which writes ``campaign.paused``), in the caller's transaction."""
+    paused: list[tuple[int, str]] = []
+    for campaign in campaigns:
+        if campaign.status != "running":
+            continue
+        config = insight.guards(campaign.meta)
+        reason: str | None = None
+        details: dict[str, Any] = {}
+        if config.failure_spike.enabled:
+            recent = await insight_queries.recent_attempts(session, campaign.id, insight.RECENT_ATTEMPTS)
+            rate = insight.error_rate(config.failure_spike, recent, now, campaign.resumed_at)
+            if insight.spike_tripped(config.failure_spike, rate):
+                reason = "failure_spike"
+                details = {
+                    "attempts": rate.attempts,
+                    "failed": rate.failed,
+                    "error_rate": rate.rate,
+                    "threshold": config.failure_spike.threshold,
+                    "window_minutes": rate.window_minutes,
+                }
+        if reason is None and config.budget_cap is not None:
+            spent = await insight_queries.spent(session, campaign.id)
+            if insight.budget_reached(config.budget_cap, spent):
+                reason = "budget_cap_reached"
+                details = {"spent": str(spent), "budget_cap": str(config.budget_cap)}
+        if reason is None:
+            continue
+        ctx = ServiceContext(session=session, workspace_id=campaign.workspace_id, now=now)
+        CampaignRepository(session, campaign.workspace_id).record_event(
+            campaign, "campaign.health_degraded", {"campaign_id": campaign.id, "reason": reason, **details}, now
+        )
+        await campaign_service.apply_action(ctx, campaign.id, Action.PAUSE, reason)
+        log.warning("campaign_paused_by_guard", campaign_id=campaign.id, reason=reason, **details)
+        paused.append((campaign.id, reason))
+    return paused
 
 
 def _ended_attempt(result: CallResult, now: datetime) -> dict[str, Any]:

@@ -8,33 +8,17 @@ midnight starts it at the transition) nor last 24 hours.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bulkcall.domain.schedule import first_instant
 from bulkcall.kit.errors import ValidationFailed
 
 
 def day_start(day: date, zone: ZoneInfo) -> datetime:
-    """The first instant (UTC) whose local date in ``zone`` is ``day`` or later.
-
-    Midnight normally; the first occurrence when midnight repeats (a fall-back fold); the transition instant
-    when midnight does not exist (a spring-forward gap covering it).
-    """
-    local = datetime.combine(day, time(0), tzinfo=zone)
-    candidates = sorted(local.replace(fold=fold).astimezone(UTC) for fold in (0, 1))
-    low, high = candidates
-    if low.astimezone(zone).date() >= day:
-        return low
-    # Midnight falls in a gap: the day begins at the transition, somewhere in (low, high]. Offsets change on
-    # whole seconds, so a bisection over seconds finds it exactly.
-    lo, hi = 0, int((high - low).total_seconds())
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if (low + timedelta(seconds=mid)).astimezone(zone).date() >= day:
-            hi = mid
-        else:
-            lo = mid
-    return low + timedelta(seconds=hi)
+    """The first instant (UTC) whose local date in ``zone`` is ``day`` or later: midnight; the first of two
+    midnights on a fall-back; the transition when a DST gap swallows midnight."""
+    return first_instant(zone, day, 0)
 
 
 def utc_bounds(date_from: date | None, date_to: date | None, timezone: str) -> tuple[datetime | None, datetime | None]:

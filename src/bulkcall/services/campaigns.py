@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event
 
 from bulkcall.db.models import Campaign, CampaignTemplate, Contact
+from bulkcall.db.repositories import insight as insight_queries
 from bulkcall.db.repositories.agents import AgentRepository
 from bulkcall.db.repositories.campaigns import CampaignRepository, TemplateRepository
 from bulkcall.db.repositories.contact_lists import ContactListRepository
@@ -20,7 +21,7 @@ from bulkcall.db.repositories.contacts import ContactRepository
 from bulkcall.db.repositories.dispatch import notify_dispatchers
 from bulkcall.db.repositories.phone_numbers import PhoneNumberRepository
 from bulkcall.db.repositories.workspaces import WorkspaceStore
-from bulkcall.domain import capacity, lifecycle
+from bulkcall.domain import capacity, insight, lifecycle
 from bulkcall.domain.lifecycle import Action, CampaignStatus, InvalidTransition
 from bulkcall.domain.phones import InvalidPhone, normalize
 from bulkcall.domain.timezones import canonical_zone
@@ -466,6 +467,9 @@ async def _check_config(
     trigger_valid = {"trigger_mode", "scheduled_at"}.isdisjoint(skip)
     if trigger_valid and config.get("trigger_mode") == "immediate" and scheduled_at is not None:
         problems.add("scheduled_at", "only used with trigger_mode scheduled")
+    if "metadata" not in skip:  # the keys the engine reads: the failure-spike breaker and the budget cap
+        for path, message in insight.guard_problems(config.get("metadata")).items():
+            problems.add(path, message)
 
 
 def _aware(value: Any) -> datetime | None:
@@ -629,6 +633,7 @@ async def _materialize(ctx: ServiceContext, campaign: Campaign, *, include_list:
     repo = _repo(ctx)
     through = await repo.last_audience_entry_id(campaign.id)
     scheduled_start = campaign.scheduled_at if campaign.status == CampaignStatus.SCHEDULED else None
+    counted_to = await insight_queries.last_task_id(ctx.session, campaign.id)  # the task counts add what follows
     await repo.materialize_tasks(
         campaign,
         after_entry_id=campaign.audience_materialized_to,
@@ -638,6 +643,7 @@ async def _materialize(ctx: ServiceContext, campaign: Campaign, *, include_list:
         next_eligible_at=max(ctx.now, scheduled_start) if scheduled_start else ctx.now,
         blocker="campaign_scheduled" if scheduled_start else None,
     )
+    await insight_queries.count_new_tasks(ctx.session, campaign.id, counted_to)
     campaign.audience_materialized_to = through
 
 

@@ -9,6 +9,7 @@ from bulkcall.api.routes import (
     contact_lists,
     contacts,
     dnc,
+    insight,
     phone_numbers,
     provider_callbacks,
     telephony_connections,
@@ -27,6 +28,7 @@ ROUTERS: list[APIRouter] = [
     dnc.router,
     campaigns.router,
     campaigns.templates_router,
+    insight.router,
     provider_callbacks.router,
     webhook_receipts.router,
 ]

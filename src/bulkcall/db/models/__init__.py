@@ -21,6 +21,7 @@ from bulkcall.db.models.contact import (
     DncEntry,
 )
 from bulkcall.db.models.idempotency import IdempotencyRecord
+from bulkcall.db.models.insight import CampaignCallStat, CampaignReachStat, CampaignTalkStat, CampaignTaskCount
 from bulkcall.db.models.telephony import PhoneNumber, TelephonyConnection
 from bulkcall.db.models.workspace import ApiKey, Workspace
 
@@ -32,8 +33,12 @@ __all__ = [
     "CallTask",
     "Campaign",
     "CampaignAudienceEntry",
+    "CampaignCallStat",
     "CampaignEvent",
     "CampaignPhoneNumber",
+    "CampaignReachStat",
+    "CampaignTalkStat",
+    "CampaignTaskCount",
     "CampaignTemplate",
     "Contact",
     "ContactImport",

@@ -108,11 +108,14 @@ class CallTask(IdMixin, Base):
         Index("ix_call_tasks_campaign_id_status", "campaign_id", "status"),
         Index("ix_call_tasks_campaign_id_id", "campaign_id", "id"),
         # Finding work: only waiting tasks, in the order they become eligible, so a claim reads what it takes.
+        # ``blocker`` rides along (it is not used for ordering) so dispatch health counts what waits for a window
+        # and what for a retry from the index alone.
         Index(
             "ix_call_tasks_waiting",
             "campaign_id",
             "next_eligible_at",
             "id",
+            "blocker",
             sqlite_where=text(WAITING_SQL),
             postgresql_where=text(WAITING_SQL),
         ),
@@ -179,6 +182,8 @@ class CallAttempt(IdMixin, Base):
         Index("ix_call_attempts_campaign_id_id", "campaign_id", "id"),
         # Date ranges (tasks API, results export): a campaign's attempts by the instant they ended.
         Index("ix_call_attempts_campaign_id_ended_at", "campaign_id", "ended_at"),
+        # A campaign's dial rate over the last minutes (dispatch health).
+        Index("ix_call_attempts_campaign_id_dialed_at", "campaign_id", "dialed_at"),
         Index("ix_call_attempts_provider_call_id", "provider", "provider_call_id"),
         # An attempt id is its idempotency key with the provider: SQLite must never hand out a deleted one again.
         {"sqlite_autoincrement": True},

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 16:48:47.547658
+Create Date: 2026-11-27 17:48:37.116121
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
+import bulkcall.db.triggers
 import bulkcall.db.types
 
 revision: str = "0001"
@@ -61,6 +62,7 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     with op.batch_alter_table("call_attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_call_attempts_campaign_id_dialed_at", ["campaign_id", "dialed_at"], unique=False)
         batch_op.create_index("ix_call_attempts_campaign_id_ended_at", ["campaign_id", "ended_at"], unique=False)
         batch_op.create_index("ix_call_attempts_campaign_id_id", ["campaign_id", "id"], unique=False)
         batch_op.create_index(
@@ -114,12 +116,51 @@ def upgrade() -> None:
         batch_op.create_index("ix_call_tasks_campaign_id_status", ["campaign_id", "status"], unique=False)
         batch_op.create_index(
             "ix_call_tasks_waiting",
-            ["campaign_id", "next_eligible_at", "id"],
+            ["campaign_id", "next_eligible_at", "id", "blocker"],
             unique=False,
             sqlite_where=sa.text("status IN ('pending', 'retry_pending')"),
             postgresql_where=sa.text("status IN ('pending', 'retry_pending')"),
         )
 
+    op.create_table(
+        "campaign_call_stats",
+        sa.Column("campaign_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("phone_number_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("attempt_number", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("talk_seconds", sa.Float(), nullable=False),
+        sa.Column("cost", sa.Numeric(precision=16, scale=4), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "campaign_id", "bucket", "phone_number_id", "attempt_number", "outcome", name=op.f("pk_campaign_call_stats")
+        ),
+    )
+    op.create_table(
+        "campaign_reach_stats",
+        sa.Column("campaign_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("prev_bucket", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("tasks", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("campaign_id", "bucket", "kind", "prev_bucket", name=op.f("pk_campaign_reach_stats")),
+    )
+    op.create_table(
+        "campaign_talk_stats",
+        sa.Column("campaign_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("bin", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("campaign_id", "bucket", "bin", name=op.f("pk_campaign_talk_stats")),
+    )
+    op.create_table(
+        "campaign_task_counts",
+        sa.Column("campaign_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("shard", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("tasks", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("campaign_id", "status", "shard", name=op.f("pk_campaign_task_counts")),
+    )
     op.create_table(
         "idempotency_records",
         sa.Column("scope", sa.String(length=64), nullable=False),
@@ -584,6 +625,8 @@ def upgrade() -> None:
         )
 
     # ### end Alembic commands ###
+    # What the models cannot declare: the triggers that keep campaign_task_counts exact.
+    bulkcall.db.triggers.create(op.get_bind())
 
 
 def downgrade() -> None:
@@ -658,6 +701,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_idempotency_records_created_at"))
 
     op.drop_table("idempotency_records")
+    op.drop_table("campaign_task_counts")
+    op.drop_table("campaign_talk_stats")
+    op.drop_table("campaign_reach_stats")
+    op.drop_table("campaign_call_stats")
     with op.batch_alter_table("call_tasks", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_call_tasks_waiting",
@@ -684,6 +731,8 @@ def downgrade() -> None:
         )
         batch_op.drop_index("ix_call_attempts_campaign_id_id")
         batch_op.drop_index("ix_call_attempts_campaign_id_ended_at")
+        batch_op.drop_index("ix_call_attempts_campaign_id_dialed_at")
 
     op.drop_table("call_attempts")
     # ### end Alembic commands ###
+    bulkcall.db.triggers.drop(op.get_bind())
