@@ -12,6 +12,7 @@ from bulkcall.api.routes import (
     phone_numbers,
     provider_callbacks,
     telephony_connections,
+    webhooks,
     workspace,
 )
 
@@ -27,4 +28,6 @@ ROUTERS: list[APIRouter] = [
     campaigns.router,
     campaigns.templates_router,
     provider_callbacks.router,
+    webhooks.router,
+    webhooks.deliveries_router,
 ]

@@ -22,6 +22,12 @@ from bulkcall.db.models.contact import (
 )
 from bulkcall.db.models.idempotency import IdempotencyRecord
 from bulkcall.db.models.telephony import PhoneNumber, TelephonyConnection
+from bulkcall.db.models.webhook import (
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+    WebhookFanoutCursor,
+)
 from bulkcall.db.models.workspace import ApiKey, Workspace
 
 __all__ = [
@@ -45,5 +51,9 @@ __all__ = [
     "PhoneNumber",
     "ProviderCallback",
     "TelephonyConnection",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
+    "WebhookFanoutCursor",
     "Workspace",
 ]
