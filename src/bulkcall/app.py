@@ -23,6 +23,7 @@ from bulkcall.api.routes import ROUTERS
 from bulkcall.db.engine import Database
 from bulkcall.dispatch.engine import DispatchEngine, engine_config
 from bulkcall.dispatch.ingestion import Ingestion
+from bulkcall.dispatch.webhooks import WebhookSender, webhook_config
 from bulkcall.kit.clock import Clock, SystemClock
 from bulkcall.providers.registry import ProviderRuntime, build_providers
 from bulkcall.services.background import BackgroundJobs
@@ -49,7 +50,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app. ``database`` and ``clock`` are injectable for tests and the demo.
 
-    ``background_loops`` runs the engine's sweeps in this process (``bulkcall serve``; not ``bulkcall api``).
+    ``background_loops`` runs the engine and the webhook sender in this process (``bulkcall serve``; not
+    ``bulkcall api``).
     """
     owns_database = database is None
     db = database or Database(settings.database_url)
@@ -69,6 +71,9 @@ def create_app(
             app.state.engine = engine
             app.state.ingestion = engine.ingestion
             engine_task = jobs.start_daemon("dispatch", engine.run(stop))
+            sender = WebhookSender(db, app.state.clock, webhook_config(settings))
+            app.state.webhooks = sender
+            jobs.start_daemon("webhooks", sender.run(stop))
         try:
             yield
         finally:

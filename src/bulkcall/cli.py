@@ -39,7 +39,7 @@ def _run_server(host: str, port: int, *, background_loops: bool) -> None:
 
 @app.command()
 def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """API and background loops (the dispatcher, as it grows) in one process; migrates the database first."""
+    """API and background loops (the dispatcher, the webhook sender) in one process; migrates the database first."""
     from bulkcall.db.migrate import upgrade
 
     upgrade(get_settings().database_url)
@@ -61,7 +61,7 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """The dispatcher and its sweeps without the API; run any number of them on PostgreSQL."""
+    """The dispatcher, its sweeps and the webhook sender without the API; run any number of them on PostgreSQL."""
     from bulkcall.kit.logging import configure_logging
 
     settings = get_settings()
@@ -74,6 +74,7 @@ async def _run_worker(concurrency: int | None) -> None:
 
     from bulkcall.db.engine import Database
     from bulkcall.dispatch.engine import DispatchEngine, engine_config
+    from bulkcall.dispatch.webhooks import WebhookSender, webhook_config
     from bulkcall.kit.clock import SystemClock
     from bulkcall.kit.logging import get_logger
 
@@ -91,8 +92,9 @@ async def _run_worker(concurrency: int | None) -> None:
         loop.add_signal_handler(signum, stop.set)
     log = get_logger("bulkcall.worker")
     log.info("worker_started", worker=engine.config.worker_name, batch_size=engine.config.batch_size)
+    sender = WebhookSender(database, SystemClock(), webhook_config(settings))
     try:
-        await engine.run(stop)
+        await asyncio.gather(engine.run(stop), sender.run(stop))
     finally:
         await database.dispose()
         log.info("worker_stopped", worker=engine.config.worker_name, dialed=engine.dialed)

@@ -26,6 +26,17 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = Field(default=60.0, gt=0)
     # Most calls one dispatch round starts (``bulkcall worker --concurrency`` overrides it).
     dispatch_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Outbound webhooks: the HTTP timeout of one POST, retries with exponential backoff and full jitter
+    # (attempt n waits a random time up to min(max, base * 2^(n-1)) seconds, or Retry-After if longer),
+    # giving up after ``webhook_max_attempts`` or ``webhook_give_up_after_seconds`` since the delivery was
+    # created; an endpoint is disabled after this many deliveries given up in a row.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=4 * 3600.0, gt=0)
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_give_up_after_seconds: float = Field(default=24 * 3600.0, gt=0)
+    webhook_disable_after_failures: int = Field(default=20, ge=1)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
     # Append every simulated call's start and end to this JSON-lines file (tests, audits).
     simulator_event_log: str | None = None
     log_level: str = "INFO"

@@ -600,6 +600,11 @@ async def _enter(
     campaign.status = target.value
     campaign.updated_at = ctx.now
     repo = _repo(ctx)
+    # The event first: the ``task.completed`` events of tasks this change ends (skipped at launch, cancelled)
+    # follow it in the outbox.
+    data = {"campaign_id": campaign.id, "from": previous, "to": target.value, "reason": reason}
+    repo.record_event(campaign, EVENTS[action], data, ctx.now)
+    await repo.flush()
     if target is CampaignStatus.RUNNING and campaign.started_at is None:
         campaign.started_at = ctx.now
     if action is Action.LAUNCH:
@@ -616,8 +621,6 @@ async def _enter(
         await repo.cancel_undialed_tasks(campaign.id, ctx.now)
     elif action is Action.COMPLETE:
         campaign.completed_at = ctx.now
-    data = {"campaign_id": campaign.id, "from": previous, "to": target.value, "reason": reason}
-    repo.record_event(campaign, EVENTS[action], data, ctx.now)
     await repo.flush()
     if target is CampaignStatus.RUNNING:
         await _wake_dispatchers(ctx)

@@ -14,6 +14,7 @@ from bulkcall.api.routes import (
     provider_callbacks,
     telephony_connections,
     webhook_receipts,
+    webhooks,
     workspace,
 )
 
@@ -31,4 +32,6 @@ ROUTERS: list[APIRouter] = [
     insight.router,
     provider_callbacks.router,
     webhook_receipts.router,
+    webhooks.router,
+    webhooks.deliveries_router,
 ]

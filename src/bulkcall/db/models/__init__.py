@@ -23,6 +23,12 @@ from bulkcall.db.models.contact import (
 from bulkcall.db.models.idempotency import IdempotencyRecord
 from bulkcall.db.models.insight import CampaignCallStat, CampaignReachStat, CampaignTalkStat, CampaignTaskCount
 from bulkcall.db.models.telephony import PhoneNumber, TelephonyConnection
+from bulkcall.db.models.webhook import (
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+    WebhookFanoutCursor,
+)
 from bulkcall.db.models.workspace import ApiKey, Workspace
 
 __all__ = [
@@ -50,5 +56,9 @@ __all__ = [
     "PhoneNumber",
     "ProviderCallback",
     "TelephonyConnection",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
+    "WebhookFanoutCursor",
     "Workspace",
 ]

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bulkcall.db.models.base import Base, IdMixin, TimestampMixin
@@ -257,17 +257,39 @@ class ProviderCallback(IdMixin, Base):
     received_at: Mapped[datetime]
 
 
+# The webhook fan-out reads PostgreSQL events in the order of the transactions that wrote them.
+TRACKED_EVENT_SQL = "txid IS NOT NULL"
+
+
 class CampaignEvent(IdMixin, Base):
-    """A lifecycle or call event, written in the same transaction as the change (the webhook outbox)."""
+    """A lifecycle or call event, written in the same transaction as the change (the webhook outbox).
+
+    ``txid`` is the writing transaction's id on PostgreSQL (``pg_current_xact_id()``; NULL on SQLite): the
+    webhook fan-out reads events only once every transaction that could still add an older one has ended.
+    Write events through ``CampaignRepository.record_event`` or ``db/repositories/dispatch.py``
+    (``insert_events``, ``insert_task_completed_events``), which set it.
+    """
 
     __tablename__ = "campaign_events"
-    __table_args__ = (Index("ix_campaign_events_campaign_id_id", "campaign_id", "id"),)
+    __table_args__ = (
+        Index("ix_campaign_events_campaign_id_id", "campaign_id", "id"),
+        Index(
+            "ix_campaign_events_txid_id",
+            "txid",
+            "id",
+            sqlite_where=text(TRACKED_EVENT_SQL),
+            postgresql_where=text(TRACKED_EVENT_SQL),
+        ),
+    )
 
-    workspace_id: Mapped[int] = mapped_column(IdType, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
-    campaign_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # No foreign keys, like call_tasks: a cancel or a launch writes one event per task it ends (set-based), and
+    # the per-row checks cost more than the insert. Events exist only for launched campaigns, never deleted.
+    workspace_id: Mapped[int] = mapped_column(IdType, index=True)
+    campaign_id: Mapped[int | None] = mapped_column(IdType)
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime]
+    txid: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CampaignTemplate(IdMixin, TimestampMixin, Base):

@@ -22,6 +22,7 @@ from bulkcall.db.models import (
     PhoneNumber,
     TelephonyConnection,
 )
+from bulkcall.db.repositories import task_events
 from bulkcall.db.repositories.base import WorkspaceRepository
 from bulkcall.db.types import sqlite_timestamp
 
@@ -203,9 +204,12 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
             # over a whole audience want more than the default 4 MB of memory.
             await self.session.execute(text("SET LOCAL jit = off"))
             await self.session.execute(text("SET LOCAL work_mem = '64MB'"))
+        before = await task_events.last_task_id(self.session, campaign.id)
         await self.session.execute(text(_ENTRY_TASKS), params)
         if include_list and campaign.contact_list_id is not None:
             await self.session.execute(text(_LIST_TASKS), params)
+        # Tasks born skipped are terminal at once: each gets its ``task.completed`` event here.
+        await task_events.record_skipped_since(self.session, campaign.id, before, now)
 
     async def task_counts(self, campaign_ids: Sequence[int]) -> dict[int, dict[str, int]]:
         counts: dict[int, dict[str, int]] = {campaign_id: {} for campaign_id in campaign_ids}
@@ -231,10 +235,11 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
 
     async def cancel_undialed_tasks(self, campaign_id: int, now: datetime) -> None:
         """Every task not yet handed to a carrier ends ``cancelled``; calls in flight finish on their own."""
-        await self.session.execute(
-            update(CallTask)
-            .where(CallTask.campaign_id == campaign_id, CallTask.status.in_(("pending", "retry_pending", "queued")))
-            .values(status="cancelled", blocker=None, next_eligible_at=None, updated_at=now, completed_at=now)
+        await task_events.end_tasks(
+            self.session,
+            [CallTask.campaign_id == campaign_id, CallTask.status.in_(("pending", "retry_pending", "queued"))],
+            {"status": "cancelled", "blocker": None, "next_eligible_at": None, "updated_at": now, "completed_at": now},
+            now,
         )
 
     def tasks_query(
@@ -299,7 +304,12 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
     def record_event(self, campaign: Campaign, event_type: str, data: dict[str, Any], now: datetime) -> None:
         self.session.add(
             CampaignEvent(
-                workspace_id=campaign.workspace_id, campaign_id=campaign.id, type=event_type, data=data, created_at=now
+                workspace_id=campaign.workspace_id,
+                campaign_id=campaign.id,
+                type=event_type,
+                data=data,
+                created_at=now,
+                txid=task_events.txid_expression(self.session),
             )
         )
 

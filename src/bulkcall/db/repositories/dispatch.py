@@ -53,6 +53,7 @@ from bulkcall.db.models import (
     Workspace,
 )
 from bulkcall.db.models.campaign import WAITING_SQL, WAITING_STATUSES
+from bulkcall.db.repositories import task_events
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.calls import AttemptState
 
@@ -473,19 +474,20 @@ async def mark_tasks_queued(session: AsyncSession, task_ids: Sequence[int], now:
 
 
 async def skip_tasks(session: AsyncSession, task_ids: Sequence[int], reason: str, now: datetime) -> None:
+    """Skip tasks before their dial (DNC, no eligible number), each with its ``task.completed`` event."""
     if task_ids:
-        await session.execute(
-            update(CallTask)
-            .where(CallTask.id.in_(list(task_ids)), CallTask.status.not_in(("completed", "failed", "cancelled")))
-            .values(
-                status="skipped",
-                skip_reason=reason,
-                blocker=None,
-                next_eligible_at=None,
-                updated_at=now,
-                completed_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        await task_events.end_tasks(
+            session,
+            [CallTask.id.in_(list(task_ids)), CallTask.status.not_in(("completed", "failed", "cancelled", "skipped"))],
+            {
+                "status": "skipped",
+                "skip_reason": reason,
+                "blocker": None,
+                "next_eligible_at": None,
+                "updated_at": now,
+                "completed_at": now,
+            },
+            now,
         )
 
 
@@ -713,8 +715,10 @@ async def update_tasks(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
 
 
 async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Events (the webhook outbox), stamped with this transaction's id on PostgreSQL (``CampaignEvent.txid``)."""
     if rows:
-        await _insert(session, _EVENTS, rows)
+        txid = await task_events.current_txid(session)
+        await _insert(session, _EVENTS, [{**row, "txid": txid} for row in rows])
 
 
 async def expired_leases(session: AsyncSession, wall_now: datetime, limit: int = 1000) -> list[CallAttempt]:
@@ -763,17 +767,17 @@ async def ended_campaigns(session: AsyncSession, now: datetime) -> list[Campaign
 
 
 async def end_waiting_tasks(session: AsyncSession, campaign_id: int, now: datetime) -> int:
-    result = await session.execute(
-        update(CallTask)
-        .where(CallTask.campaign_id == campaign_id, CallTask.status.in_(WAITING_STATUSES))
-        .values(
-            status="skipped",
-            skip_reason="campaign_ended",
-            blocker=None,
-            next_eligible_at=None,
-            updated_at=now,
-            completed_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    """Waiting tasks of a campaign past its ``ends_at`` are skipped ``campaign_ended`` (with their events)."""
+    return await task_events.end_tasks(
+        session,
+        [CallTask.campaign_id == campaign_id, CallTask.status.in_(WAITING_STATUSES)],
+        {
+            "status": "skipped",
+            "skip_reason": "campaign_ended",
+            "blocker": None,
+            "next_eligible_at": None,
+            "updated_at": now,
+            "completed_at": now,
+        },
+        now,
     )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 17:48:37.116121
+Create Date: 2026-11-27 17:51:22.564792
 """
 
 from __future__ import annotations
@@ -137,6 +137,28 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "campaign_events",
+        sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False),
+        sa.Column("created_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("txid", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_events")),
+    )
+    with op.batch_alter_table("campaign_events", schema=None) as batch_op:
+        batch_op.create_index("ix_campaign_events_campaign_id_id", ["campaign_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_campaign_events_txid_id",
+            ["txid", "id"],
+            unique=False,
+            sqlite_where=sa.text("txid IS NOT NULL"),
+            postgresql_where=sa.text("txid IS NOT NULL"),
+        )
+        batch_op.create_index(batch_op.f("ix_campaign_events_workspace_id"), ["workspace_id"], unique=False)
+
+    op.create_table(
         "campaign_reach_stats",
         sa.Column("campaign_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
@@ -209,6 +231,13 @@ def upgrade() -> None:
             postgresql_where=sa.text("verdict IN ('applied', 'out_of_order')"),
         )
 
+    op.create_table(
+        "webhook_fanout_cursor",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("txid", sa.BigInteger(), nullable=False),
+        sa.Column("event_id", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_fanout_cursor")),
+    )
     op.create_table(
         "workspaces",
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -368,6 +397,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_telephony_connections_workspace_id"), ["workspace_id"], unique=False)
 
     op.create_table(
+        "webhook_endpoints",
+        sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("events", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("secret", sa.Text(), nullable=False),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("disabled_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disabled_reason", sa.Text(), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_webhook_endpoints_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+    )
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_webhook_endpoints_workspace_id"), ["workspace_id"], unique=False)
+
+    op.create_table(
         "contact_imports",
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("source", sa.String(length=8), nullable=False),
@@ -467,6 +521,42 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "webhook_deliveries",
+        sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("endpoint_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("event_type", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_expires_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_token", sa.String(length=40), nullable=True),
+        sa.Column("last_attempt_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["webhook_endpoints.id"],
+            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint("endpoint_id", "event_id", name=op.f("uq_webhook_deliveries_endpoint_id_event_id")),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_deliveries_due",
+            ["next_attempt_at", "id"],
+            unique=False,
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        )
+        batch_op.create_index("ix_webhook_deliveries_endpoint_id_id", ["endpoint_id", "id"], unique=False)
+
+    op.create_table(
         "campaigns",
         sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -558,6 +648,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("contact_import_id", "row", name=op.f("pk_contact_import_errors")),
     )
     op.create_table(
+        "webhook_delivery_attempts",
+        sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("attempt_number", sa.Integer(), nullable=False),
+        sa.Column("started_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("latency_ms", sa.Float(), nullable=True),
+        sa.Column("response_body", sa.Text(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("retry_after_seconds", sa.Float(), nullable=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_deliveries.id"],
+            name=op.f("fk_webhook_delivery_attempts_delivery_id_webhook_deliveries"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_delivery_attempts")),
+    )
+    with op.batch_alter_table("webhook_delivery_attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_webhook_delivery_attempts_delivery_id_id", ["delivery_id", "id"], unique=False)
+
+    op.create_table(
         "campaign_audience",
         sa.Column("campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("contact_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -577,29 +689,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("campaign_audience", schema=None) as batch_op:
         batch_op.create_index("ix_campaign_audience_campaign_id_id", ["campaign_id", "id"], unique=False)
-
-    op.create_table(
-        "campaign_events",
-        sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False),
-        sa.Column("created_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["campaign_id"], ["campaigns.id"], name=op.f("fk_campaign_events_campaign_id_campaigns"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"],
-            ["workspaces.id"],
-            name=op.f("fk_campaign_events_workspace_id_workspaces"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_events")),
-    )
-    with op.batch_alter_table("campaign_events", schema=None) as batch_op:
-        batch_op.create_index("ix_campaign_events_campaign_id_id", ["campaign_id", "id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_campaign_events_workspace_id"), ["workspace_id"], unique=False)
 
     op.create_table(
         "campaign_phone_numbers",
@@ -635,21 +724,29 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_campaign_phone_numbers_phone_number_id"))
 
     op.drop_table("campaign_phone_numbers")
-    with op.batch_alter_table("campaign_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_campaign_events_workspace_id"))
-        batch_op.drop_index("ix_campaign_events_campaign_id_id")
-
-    op.drop_table("campaign_events")
     with op.batch_alter_table("campaign_audience", schema=None) as batch_op:
         batch_op.drop_index("ix_campaign_audience_campaign_id_id")
 
     op.drop_table("campaign_audience")
+    with op.batch_alter_table("webhook_delivery_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_delivery_attempts_delivery_id_id")
+
+    op.drop_table("webhook_delivery_attempts")
     op.drop_table("contact_import_errors")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_index("ix_campaigns_workspace_id_status")
         batch_op.drop_index(batch_op.f("ix_campaigns_agent_id"))
 
     op.drop_table("campaigns")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_endpoint_id_id")
+        batch_op.drop_index(
+            "ix_webhook_deliveries_due",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        )
+
+    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("phone_numbers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_phone_numbers_telephony_connection_id"))
 
@@ -662,6 +759,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contact_imports_workspace_id"))
 
     op.drop_table("contact_imports")
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_endpoints_workspace_id"))
+
+    op.drop_table("webhook_endpoints")
     with op.batch_alter_table("telephony_connections", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_telephony_connections_workspace_id"))
 
@@ -685,6 +786,7 @@ def downgrade() -> None:
 
     op.drop_table("agents")
     op.drop_table("workspaces")
+    op.drop_table("webhook_fanout_cursor")
     with op.batch_alter_table("provider_callbacks", schema=None) as batch_op:
         batch_op.drop_index(
             "ux_provider_callbacks_dedupe",
@@ -704,6 +806,16 @@ def downgrade() -> None:
     op.drop_table("campaign_task_counts")
     op.drop_table("campaign_talk_stats")
     op.drop_table("campaign_reach_stats")
+    with op.batch_alter_table("campaign_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_campaign_events_workspace_id"))
+        batch_op.drop_index(
+            "ix_campaign_events_txid_id",
+            sqlite_where=sa.text("txid IS NOT NULL"),
+            postgresql_where=sa.text("txid IS NOT NULL"),
+        )
+        batch_op.drop_index("ix_campaign_events_campaign_id_id")
+
+    op.drop_table("campaign_events")
     op.drop_table("campaign_call_stats")
     with op.batch_alter_table("call_tasks", schema=None) as batch_op:
         batch_op.drop_index(
