@@ -45,6 +45,7 @@ from bulkcall.dispatch.engine import DispatchEngine, EngineConfig
 from bulkcall.domain.phones import InvalidPhone, normalize
 from bulkcall.domain.schedule import calendar_for
 from bulkcall.kit.clock import ScaledClock
+from bulkcall.providers.simulator.config import SimulatorConfig
 from bulkcall.services.workspaces import create_key
 from bulkcall.settings import Settings
 
@@ -640,6 +641,7 @@ async def _dial(
     )
     state.ingestion = engine.ingestion  # HTTP callbacks, if any, take the engine's path
     stop = asyncio.Event()
+    await preflight(api, campaign_id, console)
     clock.set_rate(options.rate)
     service_start = clock.now()
     wall_start = time.monotonic()
@@ -687,6 +689,61 @@ async def _dial(
         plain(console, f"error: the campaign did not complete within {SERVICE_TIME_LIMIT.days} simulated days")
         return 1
     return 0
+
+
+def simulator_inputs() -> tuple[float, float]:
+    """The simulator's default network as preview inputs: seconds an attempt holds a line (ring and talk
+    averaged over its outcomes), and the share of attempts that end the task without a retry."""
+    config = SimulatorConfig()
+    mix = config.outcomes
+    ring = sum(config.ring_seconds) / 2
+    talk = sum(config.talk_seconds) / 2
+    handle = (mix.answered + mix.voicemail) * (ring + talk) + mix.no_answer * ring
+    return handle, mix.answered + mix.voicemail  # the demo does not retry voicemail
+
+
+async def preflight(api: httpx.AsyncClient, campaign_id: int, console: Console) -> None:
+    """Step 2 of the walkthrough before the launch: the capacity preview and the audience's time zones."""
+    handle, answer_rate = simulator_inputs()
+    capacity = data(
+        await api.get(
+            f"/bulk_call_campaigns/{campaign_id}/capacity_preview",
+            params={"avg_call_seconds": f"{handle:.1f}", "expected_answer_rate": f"{answer_rate:.2f}"},
+        )
+    )
+    zones = data(await api.get(f"/bulk_call_campaigns/{campaign_id}/audience_timezone_analysis"))
+    completion = capacity["estimated_completion_at"]
+    ends = f"{datetime.fromisoformat(completion.replace('Z', '+00:00')):%a %d %b %H:%M} UTC" if completion else "never"
+    lines = [
+        "preflight (capacity preview):",
+        f"  {capacity['effective_concurrency']} lines (bound by {capacity['binding_limit']}; pool "
+        f"{capacity['pool_capacity']}, {capacity['calls_per_second']:g} calls/s); {capacity['calls_per_hour']:g} "
+        f"calls an hour at {capacity['avg_call_seconds']:g} s a call",
+        f"  {capacity['contacts']} contacts, {capacity['expected_calls']:g} calls expected "
+        f"(at most {capacity['max_possible_calls']}); {capacity['weekly_callable_hours']:g} callable hours a week "
+        f"per contact; estimated {capacity['estimated_duration_hours']} h, done {ends}",
+    ]
+    lines += [f"  warning: {warning['message']}" for warning in capacity["warnings"]]
+    busiest = ", ".join(
+        f"{row['timezone']} {row['contacts']} (opens {_opens(row['next_window_opens_at'])})"
+        for row in zones["timezones"][:4]
+    )
+    lines += [
+        "preflight (audience time zones):",
+        f"  {zones['total']} contacts in {len(zones['timezones'])} zone keys and {len(zones['countries'])} countries; "
+        f"{zones['callable_now']} callable now; {zones['invalid']} invalid, {zones['ambiguous']} on numbers "
+        f"spanning several zones, {zones['fallback']} in the campaign's zone for want of one",
+        f"  largest: {busiest}",
+    ]
+    lines += [f"  warning: {warning['message']}" for warning in zones["warnings"]]
+    for line in lines:
+        plain(console, line)
+
+
+def _opens(value: str | None) -> str:
+    if value is None:
+        return "not within two weeks"
+    return f"{datetime.fromisoformat(value.replace('Z', '+00:00')):%a %H:%M} UTC"
 
 
 async def _watch(

@@ -1,7 +1,8 @@
 """``bulkcall demo`` as a user runs it: a fresh SQLite file, a campaign dialed to completion on the fast service
 clock, exit 0, and a results CSV whose rows show what the demo promises (every task terminal, answers, DNC and
 unreadable numbers skipped, opt-outs added after the launch never dialed, many zones, calls only inside the
-contacts' local windows). It also refuses to delete a file at ``--database`` that is not a demo database."""
+contacts' local windows), with the preflight printed before the launch. It also refuses to delete a file at
+``--database`` that is not a demo database."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ def test_demo_runs_a_campaign_to_completion_and_writes_the_results(tmp_path: Pat
     assert str(database) in finished.stdout
     assert str(results) in finished.stdout
     assert "completed" in finished.stdout
+    # The preflight (capacity preview and timezone analysis) comes before the launch, and its estimate is sane.
+    preflight = finished.stdout.index("preflight (capacity preview):")
+    assert preflight < finished.stdout.index("preflight (audience time zones):") < finished.stdout.index("launched")
+    assert re.search(r"200 contacts in \d+ zone keys and \d+ countries", finished.stdout), finished.stdout
+    estimate = re.search(r"estimated ([\d.]+) h, done", finished.stdout)
+    simulated = re.search(r"simulated (?:(\d+) d )?(\d+) h (\d+) min", finished.stdout)
+    assert estimate is not None, finished.stdout
+    assert simulated is not None, finished.stdout
+    actual_hours = 24 * int(simulated[1] or 0) + int(simulated[2]) + int(simulated[3]) / 60
+    assert abs(float(estimate[1]) - actual_hours) < 0.35 * actual_hours, (estimate[0], simulated[0])
     # Opt-outs added to the do-not-call list after the launch are caught right before their dial.
     opt_outs = re.search(r"of the (\d+) opt-outs added after the launch, (\d+) were skipped", finished.stdout)
     assert opt_outs is not None, finished.stdout

@@ -351,8 +351,22 @@ async def due_scheduled_campaigns(session: AsyncSession, now: datetime) -> list[
     return [(int(workspace_id), int(campaign_id)) for workspace_id, campaign_id in rows]
 
 
+def zone_key_sql(alias: str) -> str:
+    """A task's zone key from contact columns under ``alias``: the contact's own zone, else the number's
+    (``|``-joined), else the campaign's (``:campaign_timezone``). Launch and planning share it."""
+    return f"COALESCE({alias}.timezone, {alias}.phone_timezones, :campaign_timezone)"
+
+
+def zone_source_sql(alias: str) -> str:
+    """Where :func:`zone_key_sql` found the zone: ``contact_field``, ``phone_number`` or ``fallback``."""
+    return (
+        f"CASE WHEN {alias}.timezone IS NOT NULL THEN 'contact_field' "
+        f"WHEN {alias}.phone_timezones IS NOT NULL THEN 'phone_number' ELSE 'fallback' END"
+    )
+
+
 # The columns every new task gets, from a row ``x`` with the contact's columns and its ``skip_reason``.
-_TASK_INSERT = """
+_TASK_INSERT = f"""
     INSERT INTO call_tasks (
         workspace_id, campaign_id, contact_id, phone_e164, status, skip_reason, blocker, next_eligible_at,
         timezones, timezone_source, country, attempts, voicemail_attempts, cost, talk_seconds, created_at,
@@ -363,10 +377,8 @@ _TASK_INSERT = """
         x.skip_reason,
         CASE WHEN x.skip_reason IS NULL THEN :blocker END,
         CASE WHEN x.skip_reason IS NULL THEN :next_eligible_at END,
-        COALESCE(x.timezone, x.phone_timezones, :campaign_timezone),
-        CASE WHEN x.timezone IS NOT NULL THEN 'contact_field'
-             WHEN x.phone_timezones IS NOT NULL THEN 'phone_number'
-             ELSE 'fallback' END,
+        {zone_key_sql("x")},
+        {zone_source_sql("x")},
         x.country, 0, 0, 0, 0, :now, :now,
         CASE WHEN x.skip_reason IS NOT NULL THEN :now END
 """
