@@ -2,8 +2,7 @@
 
 The commands below are copied verbatim from the seed (bulk-call-campaigns-overview.txt). Only the host is
 replaced by the local server, and the create body's ``agent_id`` and ``campaign_phone_number_ids`` by the ids
-this test created. The seed's ``dispatch_health`` and ``analytics`` calls are left out: those endpoints come with
-the runtime-insight issue.
+this test created.
 """
 
 from __future__ import annotations
@@ -42,9 +41,13 @@ PAUSE = (
 RESUME = (
     """curl -X POST "https://api.callaro.ai/api/v1/bulk_call_campaigns/123/resume" -H "X-Api-Key: $CALLARO_API_KEY\""""
 )
-# Left out until the runtime-insight issue builds them:
-#   curl ".../bulk_call_campaigns/123/dispatch_health" -H "X-Api-Key: $CALLARO_API_KEY"
-#   curl ".../bulk_call_campaigns/123/analytics?from=2026-04-01&to=2026-04-30" -H "X-Api-Key: $CALLARO_API_KEY"
+DISPATCH_HEALTH = (
+    """curl "https://api.callaro.ai/api/v1/bulk_call_campaigns/123/dispatch_health" -H "X-Api-Key: $CALLARO_API_KEY\""""
+)
+ANALYTICS = (
+    'curl "https://api.callaro.ai/api/v1/bulk_call_campaigns/123/analytics?from=2026-04-01&to=2026-04-30" '
+    '-H "X-Api-Key: $CALLARO_API_KEY"'
+)
 
 
 def curl(command: str, base: str, cwd: Path) -> tuple[int, dict[str, Any]]:
@@ -108,6 +111,17 @@ def test_seed_curl_calls_create_launch_list_pause_and_resume(tmp_path: Path) -> 
             launched = ok_envelope(*curl(for_campaign(LAUNCH), base, tmp_path))
             assert launched["status"] == "running"
             assert launched["total_contacts"] == 2
+
+            health = ok_envelope(*curl(for_campaign(DISPATCH_HEALTH), base, tmp_path))
+            assert health["status"] in ("healthy", "degraded", "stalled", "idle")
+            assert {"reasons", "limits", "in_flight", "queue", "tasks_by_status", "numbers"} <= set(health)
+            assert sum(health["tasks_by_status"].values()) == 2
+
+            analytics = ok_envelope(*curl(for_campaign(ANALYTICS), base, tmp_path))
+            # April 2026 is before anything this test dialed: the range is empty, the campaign's tasks are not.
+            assert analytics["totals"]["attempts"] == 0
+            assert analytics["totals"]["tasks_total"] == 2
+            assert analytics["range"]["timezone"] == "Asia/Kolkata"
 
             status, listing = curl(LIST, base, tmp_path)
             rows = ok_envelope(status, listing)
