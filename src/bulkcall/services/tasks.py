@@ -55,7 +55,7 @@ async def list_tasks(
 ) -> tuple[list[TaskOut], int]:
     campaign = await get_campaign(ctx, campaign_id)
     repo = CampaignRepository(ctx.session, ctx.workspace_id)
-    rows, total = await repo.page_tasks(repo.tasks_query(campaign.id, status, outcome), page, per_page)
+    rows, total = await repo.page_tasks(campaign.id, status, outcome, page, per_page)
     return [task_out(task, contact, campaign, ctx.now) for task, contact in rows], total
 
 

@@ -52,7 +52,7 @@ from bulkcall.db.models import (
     TelephonyConnection,
     Workspace,
 )
-from bulkcall.db.models.campaign import WAITING_SQL, WAITING_STATUSES
+from bulkcall.db.models.campaign import WAITING_SQL
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.calls import AttemptState
 
@@ -443,7 +443,8 @@ async def defer_closed_keys(
         update(CallTask)
         .where(
             CallTask.campaign_id == campaign_id,
-            CallTask.status.in_(WAITING_STATUSES),
+            # Literal, as the waiting index states it: the only index on the campaign's waiting tasks.
+            text(WAITING_SQL),
             CallTask.next_eligible_at <= now,
             CallTask.timezones.in_(keys),
         )
@@ -765,7 +766,7 @@ async def ended_campaigns(session: AsyncSession, now: datetime) -> list[Campaign
 async def end_waiting_tasks(session: AsyncSession, campaign_id: int, now: datetime) -> int:
     result = await session.execute(
         update(CallTask)
-        .where(CallTask.campaign_id == campaign_id, CallTask.status.in_(WAITING_STATUSES))
+        .where(CallTask.campaign_id == campaign_id, text(WAITING_SQL))
         .values(
             status="skipped",
             skip_reason="campaign_ended",
