@@ -51,7 +51,7 @@ from _common import (
     timed,
 )
 from bulkcall.db.engine import Database
-from bulkcall.db.repositories.insight import count_new_tasks, rebuild_stats
+from bulkcall.db.repositories.insight import rebuild_stats
 from bulkcall.services import insight
 from bulkcall.services.context import ServiceContext
 
@@ -230,7 +230,6 @@ async def _rebuild(url: str) -> None:
     database = Database(url)
     try:
         async with database.session(write=True) as session, session.begin():
-            await count_new_tasks(session, 1, None)
             await rebuild_stats(session, 1)
     finally:
         await database.dispose()

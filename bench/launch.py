@@ -3,7 +3,7 @@
 Launch creates every task with one INSERT ... SELECT. Printed: launch seconds, tasks/s, peak memory, and
 the ratio against a bare INSERT ... SELECT of the same number of rows measured in the same run.
 
-    uv run python bench/launch.py [--contacts 1000000] [--postgres URL]
+    uv run python bench/launch.py [--contacts 1000000] [--postgres URL] [--backends sqlite,postgresql]
 
 PostgreSQL runs too when --postgres or BULKCALL_TEST_POSTGRES_URL is set.
 """
@@ -192,10 +192,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=postgres_url_from_env())
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
     args = parser.parse_args()
-    with sqlite_database() as url:
-        run("sqlite", url, args.contacts, postgres=False)
-    if args.postgres:
+    backends = set(args.backends.split(","))
+    if "sqlite" in backends:
+        with sqlite_database() as url:
+            run("sqlite", url, args.contacts, postgres=False)
+    if args.postgres and "postgresql" in backends:
         with postgres_database(args.postgres) as url:
             run("postgresql", url, args.contacts, postgres=True)
 

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import event
 
 from bulkcall.db.models import Campaign, CampaignTemplate, Contact
-from bulkcall.db.repositories import insight as insight_queries
 from bulkcall.db.repositories.agents import AgentRepository
 from bulkcall.db.repositories.campaigns import CampaignRepository, TemplateRepository
 from bulkcall.db.repositories.contact_lists import ContactListRepository
@@ -636,7 +635,6 @@ async def _materialize(ctx: ServiceContext, campaign: Campaign, *, include_list:
     repo = _repo(ctx)
     through = await repo.last_audience_entry_id(campaign.id)
     scheduled_start = campaign.scheduled_at if campaign.status == CampaignStatus.SCHEDULED else None
-    counted_to = await insight_queries.last_task_id(ctx.session, campaign.id)  # the task counts add what follows
     await repo.materialize_tasks(
         campaign,
         after_entry_id=campaign.audience_materialized_to,
@@ -646,7 +644,6 @@ async def _materialize(ctx: ServiceContext, campaign: Campaign, *, include_list:
         next_eligible_at=max(ctx.now, scheduled_start) if scheduled_start else ctx.now,
         blocker="campaign_scheduled" if scheduled_start else None,
     )
-    await insight_queries.count_new_tasks(ctx.session, campaign.id, counted_to)
     campaign.audience_materialized_to = through
 
 

@@ -66,7 +66,7 @@ async def list_tasks(
     check_range(date_from, date_to)
     lower, upper = utc_bounds(date_from, date_to, campaign.timezone)
     repo = CampaignRepository(ctx.session, ctx.workspace_id)
-    rows, total = await repo.page_tasks(repo.tasks_query(campaign.id, status, outcome, lower, upper), page, per_page)
+    rows, total = await repo.page_tasks(campaign.id, status, outcome, page, per_page, lower, upper)
     return [task_out(task, contact, campaign, ctx.now) for task, contact in rows], total
 
 

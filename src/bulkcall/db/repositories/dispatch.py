@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     String,
     Table,
+    and_,
     any_,
     bindparam,
     case,
@@ -52,7 +53,7 @@ from bulkcall.db.models import (
     TelephonyConnection,
     Workspace,
 )
-from bulkcall.db.models.campaign import WAITING_SQL, WAITING_STATUSES
+from bulkcall.db.models.campaign import WAITING_SQL
 from bulkcall.db.repositories import task_events
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.calls import AttemptState
@@ -444,7 +445,8 @@ async def defer_closed_keys(
         update(CallTask)
         .where(
             CallTask.campaign_id == campaign_id,
-            CallTask.status.in_(WAITING_STATUSES),
+            # Literal, as the waiting index states it: the only index on the campaign's waiting tasks.
+            text(WAITING_SQL),
             CallTask.next_eligible_at <= now,
             CallTask.timezones.in_(keys),
         )
@@ -770,7 +772,7 @@ async def end_waiting_tasks(session: AsyncSession, campaign_id: int, now: dateti
     """Waiting tasks of a campaign past its ``ends_at`` are skipped ``campaign_ended`` (with their events)."""
     return await task_events.end_tasks(
         session,
-        [CallTask.campaign_id == campaign_id, CallTask.status.in_(WAITING_STATUSES)],
+        [CallTask.campaign_id == campaign_id, and_(text(WAITING_SQL))],
         {
             "status": "skipped",
             "skip_reason": "campaign_ended",

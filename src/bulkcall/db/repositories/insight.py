@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, case, func, literal, select, text
+from sqlalchemy import BigInteger, Table, case, delete, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -377,8 +377,9 @@ _REBUILD = [
 
 
 async def rebuild_stats(session: AsyncSession, campaign_id: int) -> None:
-    """Recompute a campaign's statistics from its ended attempts, set-based (the same figures the engine adds
-    call by call). For data written without the engine (bulk loads, the benchmark) or to repair."""
+    """Recompute a campaign's statistics from its ended attempts and its task counts from its tasks, set-based
+    (the same figures the engine keeps as it goes). For data written without the engine (bulk loads, the
+    benchmark) or to repair."""
     if dialect_of(session) == "postgresql":
         bucket = "CAST(floor(extract(epoch FROM ended_at) / 900) AS bigint)"
         duration = "GREATEST(COALESCE(duration_seconds, 0), 0)"
@@ -390,38 +391,40 @@ async def rebuild_stats(session: AsyncSession, campaign_id: int) -> None:
     for statement in _REBUILD:
         sql = statement.format(bucket=bucket, bin=talk_bin)
         await session.execute(text(sql), {"campaign_id": campaign_id})
+    await session.execute(delete(CampaignTaskCount).where(CampaignTaskCount.campaign_id == campaign_id))
+    by_status = await session.execute(
+        select(CallTask.status, func.count()).where(CallTask.campaign_id == campaign_id).group_by(CallTask.status)
+    )
+    await add_task_counts(session, campaign_id, {status: int(tasks) for status, tasks in by_status})
 
 
 async def task_counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
     """Tasks per status, from the trigger-kept counters (a few rows, not a scan of the tasks)."""
+    return (await campaigns_task_counts(session, [campaign_id]))[campaign_id]
+
+
+async def campaigns_task_counts(session: AsyncSession, campaign_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Tasks per status of each campaign, from the counters; statuses with no task are left out."""
+    counts: dict[int, dict[str, int]] = {campaign_id: {} for campaign_id in campaign_ids}
+    if not campaign_ids:
+        return counts
     rows = await session.execute(
-        select(CampaignTaskCount.status, func.sum(CampaignTaskCount.tasks))
-        .where(CampaignTaskCount.campaign_id == campaign_id)
-        .group_by(CampaignTaskCount.status)
+        select(CampaignTaskCount.campaign_id, CampaignTaskCount.status, func.sum(CampaignTaskCount.tasks))
+        .where(CampaignTaskCount.campaign_id.in_(list(campaign_ids)))
+        .group_by(CampaignTaskCount.campaign_id, CampaignTaskCount.status)
     )
-    return {status: int(count or 0) for status, count in rows}
+    for campaign_id, status, tasks in rows:
+        if tasks:
+            counts[int(campaign_id)][status] = int(tasks)
+    return counts
 
 
-async def last_task_id(session: AsyncSession, campaign_id: int) -> int | None:
-    result = await session.execute(select(func.max(CallTask.id)).where(CallTask.campaign_id == campaign_id))
-    value = result.scalar_one_or_none()
-    return None if value is None else int(value)
-
-
-async def count_new_tasks(session: AsyncSession, campaign_id: int, after_task_id: int | None) -> None:
-    """Add the campaign's tasks inserted after ``after_task_id`` (None: all of them, a launch) to its counts.
-
-    The caller holds the campaign's row lock, so no other transaction adds tasks to it meanwhile.
-    """
-    query = (
-        select(CallTask.campaign_id, CallTask.status, literal(0).label("shard"), func.count().label("tasks"))
-        .where(CallTask.campaign_id == campaign_id)
-        .group_by(CallTask.campaign_id, CallTask.status)
-    )
-    if after_task_id is not None:
-        query = query.where(CallTask.id > after_task_id)
+async def add_task_counts(session: AsyncSession, campaign_id: int, created: dict[str, int]) -> None:
+    """Add tasks just created (per status) to the campaign's counts; the update and delete triggers keep them
+    from then on. The caller holds the campaign's row lock, so no other transaction adds tasks to it meanwhile."""
     rows = [
-        {"campaign_id": int(c), "status": status, "shard": 0, "tasks": int(n)}
-        for c, status, _, n in await session.execute(query)
+        {"campaign_id": campaign_id, "status": status, "shard": 0, "tasks": tasks}
+        for status, tasks in sorted(created.items())
+        if tasks
     ]
     await _add(session, _TASK_COUNTS, ("campaign_id", "status", "shard"), ("tasks",), rows)

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, func, insert, literal, literal_column, null, select, update
+from sqlalchemy import ColumnElement, Table, func, insert, literal, literal_column, null, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CallTask, CampaignEvent
+from bulkcall.db.models.campaign import NOT_PENDING_SQL
 from bulkcall.db.types import UTCDateTime
 
 TASK_COMPLETED = "task.completed"
@@ -122,7 +123,7 @@ async def last_task_id(session: AsyncSession, campaign_id: int) -> int:
 
 async def record_skipped_since(session: AsyncSession, campaign_id: int, after_task_id: int, now: datetime) -> int:
     """A ``task.completed`` event for each task created skipped (dnc, invalid or duplicate phone) after
-    ``after_task_id``: read through the (campaign, status) index, so a launch pays only for its skips."""
+    ``after_task_id``: read through the status index, so a launch pays only for its skips."""
     source = select(
         CallTask.workspace_id,
         CallTask.campaign_id,
@@ -130,6 +131,11 @@ async def record_skipped_since(session: AsyncSession, campaign_id: int, after_ta
         _data(session, _row_columns(CallTask, {})),
         literal(now, UTCDateTime()),
         txid_expression(session),
-    ).where(CallTask.campaign_id == campaign_id, CallTask.status == "skipped", CallTask.id > after_task_id)
+    ).where(
+        CallTask.campaign_id == campaign_id,
+        text(NOT_PENDING_SQL),  # literal, as the status index states it, so SQLite reads that index
+        CallTask.status == "skipped",
+        CallTask.id > after_task_id,
+    )
     result = await session.execute(insert(_EVENTS).from_select(_EVENT_COLUMNS, source))
     return int(getattr(result, "rowcount", 0) or 0)

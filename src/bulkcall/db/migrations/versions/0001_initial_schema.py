@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 17:51:22.564792
+Create Date: 2026-11-27 17:59:37.358986
 """
 
 from __future__ import annotations
@@ -113,7 +113,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("call_tasks", schema=None) as batch_op:
         batch_op.create_index("ix_call_tasks_campaign_id_id", ["campaign_id", "id"], unique=False)
-        batch_op.create_index("ix_call_tasks_campaign_id_status", ["campaign_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_call_tasks_not_pending",
+            ["campaign_id", "status", "id"],
+            unique=False,
+            sqlite_where=sa.text("status <> 'pending'"),
+            postgresql_where=sa.text("status <> 'pending'"),
+        )
         batch_op.create_index(
             "ix_call_tasks_waiting",
             ["campaign_id", "next_eligible_at", "id", "blocker"],
@@ -823,7 +829,11 @@ def downgrade() -> None:
             sqlite_where=sa.text("status IN ('pending', 'retry_pending')"),
             postgresql_where=sa.text("status IN ('pending', 'retry_pending')"),
         )
-        batch_op.drop_index("ix_call_tasks_campaign_id_status")
+        batch_op.drop_index(
+            "ix_call_tasks_not_pending",
+            sqlite_where=sa.text("status <> 'pending'"),
+            postgresql_where=sa.text("status <> 'pending'"),
+        )
         batch_op.drop_index("ix_call_tasks_campaign_id_id")
 
     op.drop_table("call_tasks")
