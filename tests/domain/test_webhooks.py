@@ -14,10 +14,10 @@ from bulkcall.domain.webhooks import (
     backoff_seconds,
     gives_up,
     next_delay,
-    parse_retry_after,
     private_address,
     subscribed,
 )
+from bulkcall.kit.retry_after import parse_retry_after
 
 NOW = datetime(2026, 6, 3, 15, 0, tzinfo=UTC)
 

@@ -39,10 +39,11 @@ import httpx
 from bulkcall import __version__
 from bulkcall.db.engine import Database
 from bulkcall.db.repositories import webhooks as queries
-from bulkcall.domain.webhooks import RetryPolicy, gives_up, next_delay, parse_retry_after
+from bulkcall.domain.webhooks import RetryPolicy, gives_up, next_delay
 from bulkcall.kit import wakeup
 from bulkcall.kit.clock import Clock
 from bulkcall.kit.logging import get_logger
+from bulkcall.kit.retry_after import parse_retry_after
 from bulkcall.kit.standard_webhooks import sign
 from bulkcall.services.webhooks import url_problem
 from bulkcall.settings import Settings

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 # Every event type an endpoint may subscribe to (``campaign_events.type``).
 EVENT_TYPES: tuple[str, ...] = (
@@ -70,19 +68,3 @@ def next_delay(policy: RetryPolicy, attempt: int, rng: random.Random, retry_afte
 def gives_up(policy: RetryPolicy, attempts: int, age_seconds: float) -> bool:
     """After a failed attempt: no more tries once the attempts or the delivery's age reach the policy's limit."""
     return attempts >= policy.max_attempts or age_seconds >= policy.give_up_after_seconds
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(int(value))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bulkcall.kit.retry_after import parse_retry_after
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,7 @@ class RetryPolicy:
 
     def delay(self, try_number: int, retry_after: str | None) -> float:
         delay: float = self.backoff_seconds * 2 ** (try_number - 1)
-        if retry_after is not None:
-            with contextlib.suppress(ValueError):
-                delay = max(delay, float(retry_after))
+        asked = parse_retry_after(retry_after, datetime.now(UTC))  # wall clock: this waits in real time
+        if asked is not None:
+            delay = max(delay, asked)
         return min(delay, self.max_delay_seconds)
