@@ -210,15 +210,20 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
             await self.session.execute(text("SET LOCAL jit = off"))
             await self.session.execute(text("SET LOCAL work_mem = '64MB'"))
         before = await task_events.last_task_id(self.session, campaign.id)
-        inserted = _rowcount(await self.session.execute(text(entry_sql), params))
+        counts = [_rowcount(await self.session.execute(text(entry_sql), params))]
         if include_list and campaign.contact_list_id is not None:
-            inserted += _rowcount(await self.session.execute(text(list_sql), params))
+            counts.append(_rowcount(await self.session.execute(text(list_sql), params)))
+        inserted = sum(counts) if min(counts) >= 0 else await self._tasks_after(campaign.id, before)
         # Tasks born skipped are terminal at once: each gets its ``task.completed`` event here.
         skipped = await task_events.record_skipped_since(self.session, campaign.id, before, now)
         # Counted from the statements, not by reading the new tasks again: they are born pending or skipped.
         await insight_queries.add_task_counts(
             self.session, campaign.id, {"pending": inserted - skipped, "skipped": skipped}
         )
+
+    async def _tasks_after(self, campaign_id: int, after_task_id: int) -> int:
+        counted = select(func.count()).where(CallTask.campaign_id == campaign_id, CallTask.id > after_task_id)
+        return int((await self.session.execute(counted)).scalar_one())
 
     async def task_counts(self, campaign_ids: Sequence[int]) -> dict[int, dict[str, int]]:
         """Exact tasks per status: the counters kept where tasks are created and by triggers on every change."""
@@ -363,7 +368,9 @@ class TemplateRepository(WorkspaceRepository[CampaignTemplate]):
 
 
 def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
+    """Rows a statement changed, or -1 where the driver cannot tell."""
+    count = getattr(result, "rowcount", -1)
+    return -1 if count is None else int(count)
 
 
 def _bind_time(value: datetime, dialect: str) -> Any:

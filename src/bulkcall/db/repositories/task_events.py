@@ -137,5 +137,7 @@ async def record_skipped_since(session: AsyncSession, campaign_id: int, after_ta
         CallTask.status == "skipped",
         CallTask.id > after_task_id,
     )
-    result = await session.execute(insert(_EVENTS).from_select(_EVENT_COLUMNS, source))
-    return int(getattr(result, "rowcount", 0) or 0)
+    await session.execute(insert(_EVENTS).from_select(_EVENT_COLUMNS, source))
+    # Counted, not taken from the insert's rowcount (psycopg reports -1 for this INSERT ... SELECT).
+    counted = select(func.count()).select_from(source.subquery())
+    return int((await session.execute(counted)).scalar_one())
