@@ -561,3 +561,20 @@ async def test_health_when_every_window_is_shut_and_when_no_number_may_dial(
     assert "no_usable_number" in codes
     assert state["queue"]["eligible_now"] == 2
     assert all(not n["healthy"] for n in state["numbers"])
+
+
+async def test_health_names_the_errors_behind_a_high_error_rate(api: httpx.AsyncClient, engine: DispatchEngine) -> None:
+    world = await make_world(api, simulator={"outcomes": {"failed": 1.0}}, connection_limit=30)
+    await world.contacts([f"+1212555{n:04d}" for n in range(600, 612)])
+    # The breaker is off and a retry is due in an hour: the campaign keeps running with its failures on record.
+    launched = await world.launch(max_retries=1, retry_delay_minutes=60, metadata={"failure_spike": False})
+    await settle(engine)
+    state = data(await api.get(f"/bulk_call_campaigns/{launched['id']}/dispatch_health"))
+    reasons = {reason["code"]: reason for reason in state["reasons"]}
+    assert state["status"] == "degraded", state
+    assert reasons["high_error_rate"]["count"] == 12
+    assert reasons["provider_error"] == {
+        "code": "provider_error",
+        "message": "simulated network failure",
+        "count": 12,
+    }

@@ -143,3 +143,28 @@ def test_stalled_needs_eligible_work_free_slots_and_silence() -> None:
     assert full[0] == "degraded"
     assert full[1][0].code == "campaign_concurrency_full"
     assert insight.health_status(replace(base, eligible_now=0, waiting_window=3), now)[0] == "idle"
+
+
+def test_failed_attempts_are_grouped_by_the_kind_of_error() -> None:
+    now = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
+    config = insight.FailureSpike(threshold=0.5, min_attempts=1, window_minutes=15)
+
+    def failed(error: str | None) -> insight.RecentAttempt:
+        return insight.RecentAttempt(
+            ended_at=now - timedelta(minutes=1), outcome="failed", queued_at=now - timedelta(minutes=2), error=error
+        )
+
+    recent = [
+        failed("twilio rate limited (HTTP 429, code 20429): Too Many Requests"),
+        failed("twilio rate limited (HTTP 429, code 20429): again"),
+        failed("twilio unavailable: HTTP 503"),
+        failed(None),
+        insight.RecentAttempt(ended_at=now, outcome="answered", queued_at=now, error=None),
+    ]
+    rate = insight.error_rate(config, recent, now, None)
+    assert rate.kinds == (
+        ("twilio rate limited", 2),
+        ("twilio unavailable", 1),
+        ("failed without an error message", 1),
+    )
+    assert insight.error_kind("simulated network failure") == "simulated network failure"

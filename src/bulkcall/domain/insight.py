@@ -9,6 +9,8 @@ figures kept per bucket can be read in whatever timezone the campaign has at the
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -203,6 +205,7 @@ class RecentAttempt:
     outcome: str | None
     queued_at: datetime
     phone_number_id: int = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,8 @@ class ErrorRate:
     window_minutes: int
     attempts: int
     failed: int
+    # Failed attempts per kind of error (``error_kind``), most frequent first.
+    kinds: tuple[tuple[str, int], ...] = ()
 
     @property
     def rate(self) -> float | None:
@@ -224,7 +229,17 @@ def error_rate(
     counted = [
         a for a in recent if a.ended_at is not None and a.ended_at >= start and (since is None or a.queued_at >= since)
     ]
-    return ErrorRate(config.window_minutes, len(counted), sum(1 for a in counted if a.outcome == "failed"))
+    failed = [a for a in counted if a.outcome == "failed"]
+    kinds = Counter(error_kind(a.error) for a in failed)
+    return ErrorRate(config.window_minutes, len(counted), len(failed), tuple(kinds.most_common()))
+
+
+def error_kind(error: str | None) -> str:
+    """What went wrong, without the particulars: an attempt's ``error`` up to its first ``(`` or ``:``
+    (providers start their errors with a fixed phrase, e.g. ``twilio rate limited (HTTP 429, ...)``)."""
+    if not error:
+        return "failed without an error message"
+    return re.split(r"[(:]", error, maxsplit=1)[0].strip() or error[:80]
 
 
 def spike_tripped(config: FailureSpike, rate: ErrorRate) -> bool:
@@ -309,6 +324,8 @@ def health_status(inputs: HealthInputs, now: datetime) -> tuple[str, list[Reason
                 inputs.error.failed,
             )
         )
+        # Which errors: so an operator sees "twilio rate limited" rather than only a rate.
+        reasons.extend(Reason("provider_error", kind, count) for kind, count in inputs.error.kinds[:5])
     free = inputs.effective_concurrency - inputs.in_flight
     if inputs.eligible_now > 0 and inputs.dispatch_blocker in {"no_eligible_number", "cps_throttled"}:
         reasons.append(

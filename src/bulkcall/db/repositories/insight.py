@@ -117,14 +117,20 @@ async def add_stats(
 async def recent_attempts(session: AsyncSession, campaign_id: int, limit: int) -> list[RecentAttempt]:
     """The campaign's last ``limit`` attempts by id (newest first): an index read of ``limit`` rows."""
     rows = await session.execute(
-        select(CallAttempt.phone_number_id, CallAttempt.ended_at, CallAttempt.outcome, CallAttempt.queued_at)
+        select(
+            CallAttempt.phone_number_id,
+            CallAttempt.ended_at,
+            CallAttempt.outcome,
+            CallAttempt.queued_at,
+            CallAttempt.error,
+        )
         .where(CallAttempt.campaign_id == campaign_id)
         .order_by(CallAttempt.id.desc())
         .limit(limit)
     )
     return [
-        RecentAttempt(ended_at=ended, outcome=outcome, queued_at=queued, phone_number_id=int(number))
-        for number, ended, outcome, queued in rows
+        RecentAttempt(ended_at=ended, outcome=outcome, queued_at=queued, phone_number_id=int(number), error=error)
+        for number, ended, outcome, queued, error in rows
     ]
 
 
