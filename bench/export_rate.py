@@ -6,7 +6,7 @@ with extracted data. The export is read through ``services.exports.results_chunk
 streams) and compared with a bare ``SELECT`` of the same tasks joined with their contacts written with the
 ``csv`` module, in the same run.
 
-    uv run python bench/export_rate.py [--contacts 200000] [--postgres URL] [--format csv|jsonl] [--range]
+    uv run python bench/export_rate.py [--tasks 1000000] [--postgres URL] [--format csv|jsonl] [--range]
 
 PostgreSQL runs too when --postgres or BULKCALL_TEST_POSTGRES_URL is set. ``measure_results_export`` is the
 reusable part (``bench/insight.py`` can call it on its own seeded campaign).
@@ -192,7 +192,9 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--contacts", type=int, default=200_000)
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--contacts", type=int, help="contacts to seed (tasks: 1%% more, the duplicate entries)")
+    sizes.add_argument("--tasks", type=int, help="about this many tasks (contacts = tasks / 1.01)")
     parser.add_argument("--postgres", default=postgres_url_from_env())
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--format", default="csv", choices=[f.value for f in exports.ExportFormat])
@@ -200,12 +202,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="alternate export and baseline; best of each")
     args = parser.parse_args()
     fmt = exports.ExportFormat(args.format)
+    contacts = args.contacts or (round(args.tasks / 1.01) if args.tasks else 200_000)
     if not args.no_sqlite:
         with sqlite_database() as url:
-            run("sqlite", url, args.contacts, False, fmt, args.range, args.repeat)
+            run("sqlite", url, contacts, False, fmt, args.range, args.repeat)
     if args.postgres:
         with postgres_database(args.postgres) as url:
-            run("postgresql", url, args.contacts, True, fmt, args.range, args.repeat)
+            run("postgresql", url, contacts, True, fmt, args.range, args.repeat)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,17 @@ import io
 import json
 from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bulkcall.db.engine import Database
-from bulkcall.db.models import CallAttempt
+from bulkcall.db.models import CallAttempt, CallTask, Campaign
+from bulkcall.db.repositories.exports import ExportRepository, ResultFilters
 from bulkcall.dispatch.engine import DispatchEngine
 from bulkcall.kit.clock import FixedClock
 from bulkcall.services import exports
@@ -288,7 +290,7 @@ async def test_an_error_mid_stream_aborts_the_body_and_is_logged(
             logged.append((event, fields))
 
     def broken(_call_variables: Any, **_options: Any) -> Any:
-        def write(_batch: Any) -> bytes:
+        def write(*_batch: Any) -> bytes:
             raise RuntimeError("disk on fire")
 
         return write
@@ -419,3 +421,86 @@ async def test_collection_export_never_shows_another_workspace(
 ) -> None:
     response = await other_api.get("/bulk_call_campaigns/export", params={"format": "jsonl"})
     assert parse_jsonl(response) == []
+
+
+# Contacts (and a task's talk seconds and cost) whose CSV line the database writes itself, and those it must
+# leave to Python, per dialect.
+VARIED: list[tuple[dict[str, Any], tuple[float, Decimal] | None, set[str]]] = [
+    (
+        {"first_name": "Ann", "custom_fields": {"plan": "pro", "seats": 3, "ratio": 0.25, "vip": True}},
+        (42.0, Decimal("0.0125")),
+        {"sqlite", "postgresql"},
+    ),
+    (
+        {"first_name": 'Al "the" \\ pal\tx', "company": "=1+1", "email": "-x@y.z"},
+        (12.345, Decimal("2")),
+        {"sqlite", "postgresql"},
+    ),
+    (
+        {"last_name": "Zoë", "timezone": "Europe/Paris", "custom_fields": {"tier": 0, "off": False}},
+        None,
+        {"sqlite", "postgresql"},
+    ),
+    ({"custom_fields": {"note": "café"}}, (1e12, Decimal("0")), set()),  # too big to trust; SQLite keeps "\u00e9"
+    ({"custom_fields": {"plan": None, "x": 1}}, None, set()),  # a null custom field never hides a variable
+    ({"custom_fields": {"product": "Gadget", "company": "Inc"}}, None, set()),  # overrides a variable, in place
+    ({"custom_fields": {"tiny": 0.00001}}, None, {"sqlite"}),  # PostgreSQL writes 0.00001, Python 1e-05
+    ({"company": "Acme, Inc.\nEU"}, (0.5, Decimal("0.0001")), {"sqlite", "postgresql"}),
+    ({"first_name": "Bo"}, (0.1 + 0.2, Decimal("0.0125")), set()),  # 0.30000000000000004: Python rounds it
+]
+
+
+async def test_results_csv_lines_from_the_database_are_what_python_writes(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    """The database's CSV line of a task (``csv_lines``) is exactly the ``csv`` module's line of ``_csv_row``,
+    and the tasks it cannot write exactly are the ones it leaves to Python; the variables are the tasks API's."""
+    world = await make_world(api, simulator=NETWORK)
+    for number, (contact, _amounts, _fast) in enumerate(VARIED):
+        await world.contacts([f"+1415555{number:04d}"], **contact)
+    campaign = await world.launch(
+        call_variables={
+            "product": "Widget",
+            "first_name": "Friend",
+            "nested": {"a": [1, "é"]},
+            "flag": False,
+            "n": None,
+        }
+    )
+    by_phone = {row["phone_e164"]: row for row in await tasks(api, campaign["id"])}
+    async with database.session(write=True) as session, session.begin():
+        for number, (_contact, amounts, _fast) in enumerate(VARIED):
+            if amounts is not None:
+                talk, cost = amounts
+                task_id = by_phone[f"+1415555{number:04d}"]["id"]
+                await session.execute(update(CallTask).filter_by(id=task_id).values(talk_seconds=talk, cost=cost))
+    dialect = database.engine.dialect.name
+    filters = ResultFilters(campaign["id"])
+    async with database.session(write=False) as session:
+        stored = (await session.execute(select(Campaign).filter_by(id=campaign["id"]))).scalar_one()
+        call_variables = dict(stored.call_variables)  # as the export reads them (PostgreSQL: JSONB's key order)
+        repo = ExportRepository(session, stored.workspace_id)
+        lines = [line async for batch in repo.csv_lines(filters, call_variables, 3) for line in batch]
+        fields = [row async for batch in repo.result_batches(filters, 100) for row in batch]
+    assert [task_id for task_id, _ in lines] == [row[0] for row in fields]
+    assert len(lines) == len(VARIED)
+    for number, ((contact, _amounts, fast), (_, line), field) in enumerate(zip(VARIED, lines, fields, strict=True)):
+        python = exports._csv_row(call_variables, field, repo.compact_json)
+        assert (line is not None) == (dialect in fast), (number, contact, line)
+        if line is not None:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\r\n").writerow(python)
+            assert line == buffer.getvalue(), (number, contact)
+        variables = json.loads(python[10])
+        expected = by_phone[f"+1415555{number:04d}"]["variables"]
+        assert variables == expected
+        assert list(variables) == list(expected), "keys in the tasks API's order"
+    assert json.loads(exports._csv_row(call_variables, fields[4], repo.compact_json)[10])["first_name"] == "Friend"
+    # The whole export, database lines and Python ones interleaved in one stream, is the Python path's bytes.
+    export = exports.ResultsExport(filters, call_variables, exports.ExportFormat.CSV, "results.csv")
+    streamed = b"".join([chunk async for chunk in exports.results_chunks(database, stored.workspace_id, export)])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(exports.RESULT_COLUMNS)
+    writer.writerows(exports._csv_row(call_variables, field, repo.compact_json) for field in fields)
+    assert streamed == buffer.getvalue().encode("utf-8")

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any, cast
@@ -34,7 +34,7 @@ from bulkcall.services.context import ServiceContext
 
 log = get_logger("bulkcall.exports")
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 CAMPAIGN_BATCH_SIZE = 500
 
 
@@ -97,18 +97,30 @@ async def prepare_results_export(
 async def results_chunks(database: Database, workspace_id: int, export: ResultsExport) -> AsyncIterator[bytes]:
     """The export's bytes: the header (CSV), then one chunk per batch of tasks, from one read transaction.
 
-    The request was checked by ``prepare_results_export``; this runs after the response has started.
+    The request was checked by ``prepare_results_export``; this runs after the response has started. CSV lines
+    come written by the database (``ExportRepository.csv_lines``); the few it leaves to Python (None) are read
+    again with ``result_batches`` and written field by field (``_csv_row``).
     """
     if export.fmt is ExportFormat.CSV:
         yield _csv_bytes([RESULT_COLUMNS])
     async with _logged_failure("results_export", export.filters.campaign_id), database.session(write=False) as session:
         repo = ExportRepository(session, workspace_id)
-        if export.fmt is ExportFormat.CSV:
-            write = _csv_results(export.call_variables, compact_json=repo.compact_json)
-        else:
-            write = _jsonl_results(export)
-        async for batch in repo.result_batches(export.filters, BATCH_SIZE):
-            yield write(batch)
+        if export.fmt is ExportFormat.JSONL:
+            write_jsonl = _jsonl_results(export)
+            async for batch in repo.result_batches(export.filters, BATCH_SIZE):
+                yield write_jsonl(batch)
+            return
+        write = _csv_results(export.call_variables, compact_json=repo.compact_json)
+        by_id = replace(export.filters, status=None, outcome=None)
+        async for lines in repo.csv_lines(export.filters, export.call_variables, BATCH_SIZE):
+            slow = [task_id for task_id, line in lines if line is None]
+            fields: dict[int, tuple[Any, ...]] = {}
+            if slow:
+                # By id: a task whose status or outcome changed since (PostgreSQL, when the snapshot is not
+                # shared) still comes back; ids are only ever the filtered ones.
+                async for rows in repo.result_batches(by_id, len(slow), slow):
+                    fields.update((row[0], row) for row in rows)
+            yield write(lines, fields)
 
 
 @asynccontextmanager
@@ -158,71 +170,82 @@ def _custom(text: str | None) -> dict[str, Any] | None:
     return None if text is None or text == "{}" else cast(dict[str, Any], json.loads(text))
 
 
-def _csv_results(call_variables: Mapping[str, Any], *, compact_json: bool) -> Callable[[list[Any]], bytes]:
-    """The CSV writer of a batch.
+def _csv_results(
+    call_variables: Mapping[str, Any], *, compact_json: bool
+) -> Callable[[list[tuple[int, str | None]], Mapping[int, Any]], bytes]:
+    """The CSV writer of a batch: ``write(lines, fields)`` with the database's ``(task_id, line)``, and the
+    ``result_batches`` row of each task whose line the database left to Python (by task id).
 
     ``compact_json``: the JSON columns come compact already and are kept as they are, unless they escape
     non-ASCII characters (``\\u20ac``): those are written again so the cell shows ``€``.
     """
-    formula = _FORMULA_START
-    e164 = _E164.fullmatch
-    loads = json.loads
-    compact = _compact
-    variables = _row_variables
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
 
-    def write(batch: list[Any]) -> bytes:
-        rows = []
-        for row in batch:
-            # Formula neutralisation, inlined: this loop runs once per exported task.
-            phone, first_name, last_name, email, company, caller = row[2], row[3], row[4], row[5], row[6], row[15]
-            if phone and phone[:1] in formula and not e164(phone):
-                phone = "'" + phone
-            if first_name and first_name[:1] in formula:
-                first_name = "'" + first_name
-            if last_name and last_name[:1] in formula:
-                last_name = "'" + last_name
-            if email and email[:1] in formula:
-                email = "'" + email
-            if company and company[:1] in formula:
-                company = "'" + company
-            if caller and caller[:1] in formula and not e164(caller):
-                caller = "'" + caller
-            custom = _custom(row[9])
-            custom_cell = row[9]
-            if custom and (not compact_json or "\\u" in custom_cell):
-                custom_cell = compact(custom)
-            extracted = row[20]
-            if extracted is not None and (not compact_json or "\\u" in extracted):
-                extracted = compact(loads(extracted))
-            rows.append(
-                (
-                    row[0],
-                    row[1],
-                    phone,
-                    first_name,
-                    last_name,
-                    email,
-                    company,
-                    row[7],
-                    row[8],
-                    custom_cell,
-                    compact(variables(call_variables, row, custom)),
-                    row[10],
-                    row[11],
-                    row[12],
-                    row[13],
-                    row[14],
-                    caller,
-                    row[16],
-                    row[17],
-                    round(row[18] or 0.0, 3),
-                    round(row[19] or 0.0, 4),
-                    extracted,
-                )
-            )
-        return _csv_bytes(rows)
+    def python_line(row: Any) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(_csv_row(call_variables, row, compact_json))
+        return buffer.getvalue()
+
+    def write(lines: list[tuple[int, str | None]], fields: Mapping[int, Any]) -> bytes:
+        if fields:
+            text = "".join(line if line is not None else python_line(fields[task_id]) for task_id, line in lines)
+        else:
+            text = "".join([line for _, line in lines])  # type: ignore[misc]  # no None without fields
+        return text.encode("utf-8")
 
     return write
+
+
+def _csv_row(call_variables: Mapping[str, Any], row: Any, compact_json: bool) -> tuple[Any, ...]:
+    """One CSV row from a ``result_batches`` row, in Python (what the database does in ``csv_lines``)."""
+    formula = _FORMULA_START
+    e164 = _E164.fullmatch
+    phone, first_name, last_name, email, company, caller = row[2], row[3], row[4], row[5], row[6], row[15]
+    if phone and phone[:1] in formula and not e164(phone):
+        phone = "'" + phone
+    if first_name and first_name[:1] in formula:
+        first_name = "'" + first_name
+    if last_name and last_name[:1] in formula:
+        last_name = "'" + last_name
+    if email and email[:1] in formula:
+        email = "'" + email
+    if company and company[:1] in formula:
+        company = "'" + company
+    if caller and caller[:1] in formula and not e164(caller):
+        caller = "'" + caller
+    custom = _custom(row[9])
+    custom_cell = row[9]
+    if custom and (not compact_json or "\\u" in custom_cell):
+        custom_cell = _compact(custom)
+    extracted = row[20]
+    if extracted is not None and (not compact_json or "\\u" in extracted):
+        extracted = _compact(json.loads(extracted))
+    return (
+        row[0],
+        row[1],
+        phone,
+        first_name,
+        last_name,
+        email,
+        company,
+        row[7],
+        row[8],
+        custom_cell,
+        _compact(_row_variables(call_variables, row, custom)),
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+        row[14],
+        caller,
+        row[16],
+        row[17],
+        round(row[18] or 0.0, 3),
+        round(row[19] or 0.0, 4),
+        extracted,
+    )
 
 
 def _jsonl_results(export: ResultsExport) -> Callable[[list[Any]], bytes]:

@@ -13,7 +13,9 @@ seconds as numbers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +25,7 @@ from sqlalchemy import func, select, text
 from bulkcall.db.models import CallAttempt, CallTask, Campaign, CampaignAudienceEntry, ContactListMember
 from bulkcall.db.repositories.base import WorkspaceRepository
 from bulkcall.db.types import sqlite_timestamp
+from bulkcall.domain.variables import CONTACT_VARIABLES
 
 # Attempts that "have" extracted data: a JSON object with at least one key.
 _NO_DATA_SQLITE = "('{}', 'null')"
@@ -78,12 +81,14 @@ class ExportRepository(WorkspaceRepository[Campaign]):
     def _dialect(self) -> str:
         return self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
 
-    async def result_batches(self, filters: ResultFilters, batch_size: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+    async def result_batches(
+        self, filters: ResultFilters, batch_size: int, task_ids: Sequence[int] | None = None
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
         """The campaign's tasks in id order, each a tuple in ``RESULT_FIELDS`` order, ``batch_size`` at a time.
 
         ``custom_fields`` and ``extracted_data`` are JSON text (or None; compact when ``compact_json``); times
-        ISO 8601 text with ``Z``. One
-        more column follows: the contact's current phone (for the variables, as the tasks API derives them).
+        ISO 8601 text with ``Z``. One more column follows: the contact's current phone (for the variables, as
+        the tasks API derives them). ``task_ids``: only those tasks (of the ones the filters select).
 
         ``attempt_outcomes`` is the ``|``-joined outcomes of the task's ended attempts in attempt order. Without
         a range, ``attempts``, ``first_called_at``, ``last_called_at``, ``talk_seconds`` and ``cost`` are the
@@ -91,8 +96,53 @@ class ExportRepository(WorkspaceRepository[Campaign]):
         outcomes and extracted data) cover only the attempts ended in it.
         """
         dialect = self._dialect
-        sql = _postgres_results(filters) if dialect == "postgresql" else _sqlite_results(filters)
-        params: dict[str, Any] = {
+        build = _postgres_results if dialect == "postgresql" else _sqlite_results
+        result = await self.session.stream(
+            text(build(filters, task_ids)).execution_options(yield_per=batch_size, stream_results=True),
+            self._params(filters),
+        )
+        try:
+            async for batch in result.partitions(batch_size):
+                yield batch  # type: ignore[misc]  # Rows are tuples
+        finally:
+            await result.close()
+
+    async def csv_lines(
+        self, filters: ResultFilters, call_variables: Mapping[str, Any], batch_size: int
+    ) -> AsyncIterator[list[tuple[int, str | None]]]:
+        """``(task_id, line)`` for the tasks of ``result_batches``: each task's CSV line, written by the database.
+
+        Read straight from the driver's cursor (a server-side one on PostgreSQL), without SQLAlchemy's result
+        processing. A None line is one the database cannot write exactly as Python would (see the notes above
+        ``_Dialect``): the caller writes it from ``result_batches``, in the same transaction.
+        """
+        dialect = self._dialect
+        params = self._params(filters)
+        build = _postgres_csv if dialect == "postgresql" else _sqlite_csv
+        sql = driver_sql(build(filters, call_variables, params), dialect)
+        connection = await (await self.session.connection()).get_raw_connection()
+        driver: Any = connection.driver_connection
+        if dialect == "postgresql":
+            # One snapshot for this statement and the ``result_batches`` reads of the lines left to Python, as
+            # SQLite's read transaction gives (when this starts the transaction, as in the export). Then: the
+            # statement's long expressions make the planner JIT-compile it, seconds of compiling for an export
+            # that runs in less.
+            if driver.info.transaction_status.name == "IDLE":
+                await driver.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            await driver.execute("SET LOCAL jit = off")
+            cursor = driver.cursor(name="results_export")
+            await cursor.execute(sql, params)
+        else:
+            cursor = await driver.execute(sql, params)
+        try:
+            while batch := await cursor.fetchmany(batch_size):
+                yield batch
+        finally:
+            await cursor.close()
+
+    def _params(self, filters: ResultFilters) -> dict[str, Any]:
+        dialect = self._dialect
+        return {
             "workspace_id": self.workspace_id,
             "campaign_id": filters.campaign_id,
             "status": filters.status,
@@ -100,14 +150,6 @@ class ExportRepository(WorkspaceRepository[Campaign]):
             "lower": _bind(filters.lower, dialect),
             "upper": _bind(filters.upper, dialect),
         }
-        result = await self.session.stream(
-            text(sql).execution_options(yield_per=batch_size, stream_results=True), params
-        )
-        try:
-            async for batch in result.partitions(batch_size):
-                yield batch  # type: ignore[misc]  # Rows are tuples
-        finally:
-            await result.close()
 
     @property
     def compact_json(self) -> bool:
@@ -224,11 +266,11 @@ def _task_filters(filters: ResultFilters) -> str:
 
 
 _CONTACT_COLUMNS = (
-    "t.id, t.contact_id, t.phone_e164, c.first_name, c.last_name, c.email, c.company, c.country, c.timezone, "
-    "{custom_fields}, t.status, t.skip_reason"
+    "t.id AS task_id, t.contact_id, t.phone_e164, c.first_name, c.last_name, c.email, c.company, c.country, "
+    "c.timezone, {custom_fields} AS custom_fields, t.status, t.skip_reason"
 )
 # After RESULT_FIELDS, for the variables: the contact's own phone (the task keeps the one it dialed).
-_CONTACT_PHONE = ", c.phone_e164"
+_CONTACT_PHONE = ", c.phone_e164 AS contact_phone"
 
 
 def _sqlite_iso(column: str) -> str:
@@ -255,7 +297,28 @@ def _postgres_iso(column: str) -> str:
     )
 
 
-def _sqlite_results(filters: ResultFilters) -> str:
+_CALL_NAMES = (
+    "attempts",
+    "attempt_outcomes",
+    "last_outcome",
+    "caller_number",
+    "first_called_at",
+    "last_called_at",
+    "talk_seconds",
+    "cost",
+)
+
+
+def _calls(*values: str) -> str:
+    return ", ".join(f"{value} AS {name}" for value, name in zip(values, _CALL_NAMES, strict=True))
+
+
+def _only(task_ids: Sequence[int] | None) -> str:
+    """Restrict a statement to some tasks (ids are integers, written in the statement)."""
+    return "" if task_ids is None else f" AND t.id IN ({', '.join(str(int(i)) for i in task_ids) or 'NULL'})"
+
+
+def _sqlite_results(filters: ResultFilters, task_ids: Sequence[int] | None = None) -> str:
     in_range = _range(filters, "x.")
     outcomes = (
         "(SELECT group_concat(o.outcome, '|') FROM (SELECT x.outcome FROM call_attempts x "  # noqa: S608 -- constant
@@ -264,15 +327,15 @@ def _sqlite_results(filters: ResultFilters) -> str:
     extracted = (
         "(SELECT json(x.extracted_data) FROM call_attempts x WHERE x.task_id = t.id AND "  # noqa: S608 -- constant
         f"{in_range} AND x.extracted_data IS NOT NULL AND x.extracted_data NOT IN {_NO_DATA_SQLITE} "
-        "ORDER BY x.attempt_number DESC LIMIT 1)" + _CONTACT_PHONE
+        "ORDER BY x.attempt_number DESC LIMIT 1) AS extracted_data" + _CONTACT_PHONE
     )
     if not filters.ranged:
         first, last = _sqlite_iso("t.first_called_at"), _sqlite_iso("t.last_called_at")
-        calls = f"t.attempts, {outcomes}, t.last_outcome, p.e164, {first}, {last}, t.talk_seconds, t.cost"
+        calls = _calls("t.attempts", outcomes, "t.last_outcome", "p.e164", first, last, "t.talk_seconds", "t.cost")
         joins = ""
     else:
         first, last = _sqlite_iso("r.first_at"), _sqlite_iso("r.last_at")
-        calls = f"r.n, {outcomes}, t.last_outcome, p.e164, {first}, {last}, r.talk, r.cost"
+        calls = _calls("r.n", outcomes, "t.last_outcome", "p.e164", first, last, "r.talk", "r.cost")
         joins = (
             "JOIN (SELECT a.task_id, count(*) AS n, min(a.dialed_at) AS first_at, "  # noqa: S608 -- constant SQL
             "max(a.dialed_at) AS last_at, "
@@ -285,22 +348,25 @@ def _sqlite_results(filters: ResultFilters) -> str:
         f"FROM call_tasks t {joins} "
         "LEFT JOIN contacts c ON c.id = t.contact_id "
         "LEFT JOIN phone_numbers p ON p.id = t.caller_phone_number_id "
-        f"WHERE {_task_filters(filters)} ORDER BY t.id"
+        f"WHERE {_task_filters(filters)}{_only(task_ids)} ORDER BY t.id"
     )
 
 
-def _postgres_results(filters: ResultFilters) -> str:
+def _postgres_core(filters: ResultFilters, task_ids: Sequence[int] | None = None) -> str:
+    """The rows of ``result_batches`` with the JSON columns still ``jsonb`` (``custom_fields``, ``extracted``)."""
     if not filters.ranged:
         first, last = _postgres_iso("t.first_called_at"), _postgres_iso("t.last_called_at")
-        calls = f"t.attempts, r.outcomes, t.last_outcome, p.e164, {first}, {last}, t.talk_seconds, t.cost::float8"
+        calls = _calls(
+            "t.attempts", "r.outcomes", "t.last_outcome", "p.e164", first, last, "t.talk_seconds", "t.cost::float8"
+        )
         join = "LEFT JOIN"
     else:
         first, last = _postgres_iso("r.first_at"), _postgres_iso("r.last_at")
-        calls = f"r.n, r.outcomes, t.last_outcome, p.e164, {first}, {last}, r.talk, r.cost::float8"
+        calls = _calls("r.n", "r.outcomes", "t.last_outcome", "p.e164", first, last, "r.talk", "r.cost::float8")
         join = "JOIN"
     return (
-        f"SELECT {_CONTACT_COLUMNS.format(custom_fields='c.custom_fields::text')}, {calls}, "  # noqa: S608
-        f"r.extracted::text{_CONTACT_PHONE} "
+        f"SELECT {_CONTACT_COLUMNS.format(custom_fields='c.custom_fields')}, {calls}, "  # noqa: S608
+        f"r.extracted AS extracted_data{_CONTACT_PHONE} "
         "FROM call_tasks t "
         f"{join} (SELECT a.task_id, count(*) AS n, string_agg(a.outcome, '|' ORDER BY a.attempt_number) AS outcomes, "
         "min(a.dialed_at) AS first_at, max(a.dialed_at) AS last_at, "
@@ -311,5 +377,235 @@ def _postgres_results(filters: ResultFilters) -> str:
         "ON r.task_id = t.id "
         "LEFT JOIN contacts c ON c.id = t.contact_id "
         "LEFT JOIN phone_numbers p ON p.id = t.caller_phone_number_id "
-        f"WHERE {_task_filters(filters)} ORDER BY t.id"
+        f"WHERE {_task_filters(filters)}{_only(task_ids)} ORDER BY t.id"
     )
+
+
+_RAW_COLUMNS = (*RESULT_FIELDS, "contact_phone")
+
+
+def _postgres_results(filters: ResultFilters, task_ids: Sequence[int] | None = None) -> str:
+    columns = ", ".join(f"q.{name}::text" if name in _JSON_FIELDS else f"q.{name}" for name in _RAW_COLUMNS)
+    return f"SELECT {columns} FROM ({_postgres_core(filters, task_ids)}) q ORDER BY q.task_id"  # noqa: S608
+
+
+_JSON_FIELDS = frozenset({"custom_fields", "extracted_data"})
+
+
+# -- CSV lines made by the database --------------------------------------------------------------------------
+#
+# ``csv_lines`` reads the rows of ``result_batches`` through one more SELECT that writes each task's CSV line
+# itself (cells in ``services.exports.RESULT_COLUMNS`` order, quoted as the ``csv`` module quotes them, ending
+# in CRLF), so Python only joins them: formula neutralisation as a ``CASE``, the ``variables`` object assembled
+# as compact JSON text (``domain.variables.task_variables``: the campaign's ``call_variables``, then the
+# contact's non-null fields in ``CONTACT_VARIABLES`` order, then the non-null custom fields; a key already
+# there keeps its place), JSON cells passed through as text, amounts as Python's ``repr`` of a rounded float
+# writes them. Where the database cannot be sure to write exactly what Python would (a custom field that is
+# null or shares a name with a variable already set, JSON text with ``\u`` escapes on SQLite, nested extracted
+# data or a tiny number on PostgreSQL, an amount with more decimals than the export keeps or a huge one), the
+# line is NULL and the caller writes that task from ``result_batches`` instead.
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    quote: str  # a value as JSON text
+    format: str  # printf-like function
+    formula: str  # the value starts with a character a spreadsheet reads as a formula
+    e164: str  # the value is strictly '+' and 1 to 15 digits
+    special: str  # the value holds a character that makes the csv module quote it
+    amount: str  # a rounded amount (``{n}`` decimals) as Python writes the float
+    exact: str  # the amount is what Python's round(value, n) gives, and Python writes it without an exponent
+    fence: str  # after a subquery: keeps the planner from merging it into the query around it
+
+    def safe(self, column: str, *, phone: bool = False) -> str:
+        formula = self.formula.format(c=column)
+        if phone:
+            formula += f" AND NOT ({self.e164.format(c=column)})"
+        return f"CASE WHEN {formula} THEN '''' || {column} ELSE {column} END"
+
+    def cell(self, value: str) -> str:
+        """A text cell, quoted (quotes doubled) when the csv module would quote it."""
+        quoted = f"'\"' || replace({value}, '\"', '\"\"') || '\"'"
+        return f"CASE WHEN {self.special.format(c=value)} THEN {quoted} ELSE {value} END"
+
+    def join(self, parts: list[str], separator: str = "", end: str = "") -> str:
+        """The parts' text in one call (NULL as empty), not a chain of ``||`` that copies the line each time."""
+        fmt = separator.join(["%s"] * len(parts)) + end
+        return f"{self.format}('{fmt}', {', '.join(parts)})"
+
+
+_SQLITE = _Dialect(
+    quote="json_quote({c})",
+    format="printf",
+    formula="unicode({c}) IN (61, 43, 45, 64, 9, 13)",
+    e164="length({c}) BETWEEN 2 AND 16 AND substr({c}, 1, 1) = '+' AND ltrim(substr({c}, 2), '0123456789') = ''",
+    special="(instr({c}, ',') OR instr({c}, '\"') OR instr({c}, char(13)) OR instr({c}, char(10)))",
+    # SQLite writes a real with up to 15 significant digits and always a decimal point (42.0), as repr does
+    # for the values ``exact`` lets through; an integer stays one, as in Python.
+    amount="CAST({c} AS TEXT)",  # ``exact``: rounding changes nothing
+    exact="{c} = round({c}, {n}) AND abs({c}) < 1e11",
+    fence="LIMIT -1 OFFSET 0",
+)
+_POSTGRES = _Dialect(
+    quote="to_json({c})::text",
+    format="format",
+    formula="ascii({c}) IN (61, 43, 45, 64, 9, 13)",
+    e164="length({c}) BETWEEN 2 AND 16 AND substr({c}, 1, 1) = '+' AND ltrim(substr({c}, 2), '0123456789') = ''",
+    special="{c} ~ '[,\"\\r\\n]'",
+    # float8 text is the shortest that reads back, as repr; repr adds ".0" to a whole number.
+    amount="(CASE WHEN strpos({c}::text, '.') = 0 THEN {c}::text || '.0' ELSE {c}::text END)",
+    # At most n decimals and no exponent: Python's round(value, n) is the value itself, written the same.
+    exact="(strpos({c}::text, '.') = 0 OR length({c}::text) - strpos({c}::text, '.') <= {n}) "
+    "AND strpos({c}::text, 'e') = 0 AND abs({c}) < 1e11",
+    fence="OFFSET 0",
+)
+
+# Where each contact variable comes from in the rows of ``result_batches``.
+_VARIABLE_SOURCES = {
+    "contact_id": "contact_id",
+    "phone_e164": "contact_phone",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "company": "company",
+    "timezone": "timezone",
+    "country": "country",
+}
+assert tuple(_VARIABLE_SOURCES) == CONTACT_VARIABLES
+
+
+def _bind_text(params: dict[str, Any], value: str) -> str:
+    name = f"v{len(params)}"
+    params[name] = value
+    return f"CAST(:{name} AS TEXT)"
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _variables(dialect: _Dialect, call_variables: Mapping[str, Any], custom: str, params: dict[str, Any]) -> str:
+    """The variables as compact JSON text; ``custom``: SQL text of the custom fields' ``"key":value`` entries,
+    each after a comma (empty when there is none). Valid only when no custom field is null or shares a name
+    with a call variable or a contact variable (``_reserved``)."""
+    parts: list[str] = []
+    for key, value in call_variables.items():
+        entry = f",{_json_text(key)}:"
+        if key in _VARIABLE_SOURCES:
+            column = f"q.{_VARIABLE_SOURCES[key]}"
+            parts.append(
+                f"{_bind_text(params, entry)} || CASE WHEN {column} IS NULL "
+                f"THEN {_bind_text(params, _json_text(value))} ELSE {dialect.quote.format(c=column)} END"
+            )
+        else:
+            parts.append(_bind_text(params, entry + _json_text(value)))
+    for key, source in _VARIABLE_SOURCES.items():
+        if key not in call_variables:
+            column = f"q.{source}"
+            entry = _bind_text(params, f",{_json_text(key)}:")
+            parts.append(f"CASE WHEN {column} IS NULL THEN '' ELSE {entry} || {dialect.quote.format(c=column)} END")
+    return f"'{{' || substr({dialect.join([*parts, custom])}, 2) || '}}'"
+
+
+def _reserved(call_variables: Mapping[str, Any]) -> list[str]:
+    return sorted(set(call_variables) | set(CONTACT_VARIABLES))
+
+
+def _sqlite_csv(filters: ResultFilters, call_variables: Mapping[str, Any], params: dict[str, Any]) -> str:
+    d = _SQLITE
+    cf = "q.custom_fields"  # compact (json()): its entries are the text between the braces
+    custom = f"CASE WHEN length({cf}) > 2 THEN ',' || substr({cf}, 2, length({cf}) - 2) ELSE '' END"
+    clashes = " AND ".join(
+        f"instr({cf}, {_bind_text(params, _json_text(key) + ':')}) = 0" for key in _reserved(call_variables)
+    )
+    talk, cost = "coalesce(nullif(q.talk_seconds, 0), 0.0)", "coalesce(nullif(q.cost, 0), 0.0)"
+    exact = (
+        f"({cf} IS NULL OR (instr({cf}, '\\u') = 0 AND instr({cf}, 'null') = 0 AND {clashes})) "
+        "AND (q.extracted_data IS NULL OR instr(q.extracted_data, '\\u') = 0) "
+        f"AND {d.exact.format(c=talk, n=3)} AND {d.exact.format(c=cost, n=4)}"
+    )
+    variables = _variables(d, call_variables, custom, params)
+    return _lines(d, _sqlite_results(filters), "", cf, variables, talk, cost, "q.extracted_data", exact)
+
+
+def _postgres_csv(filters: ResultFilters, call_variables: Mapping[str, Any], params: dict[str, Any]) -> str:
+    d = _POSTGRES
+    params["reserved"] = _reserved(call_variables)
+    # Numbers Python reads back as floats and writes with an exponent (1e-05): the Python path writes those.
+    plain = (
+        "jsonb_typeof(e.value) NOT IN ('object', 'array') AND NOT (jsonb_typeof(e.value) = 'number' "
+        "AND (starts_with(e.value::text, '0.0000') OR starts_with(e.value::text, '-0.0000')))"
+    )
+    entries = "string_agg(to_json(e.key)::text || ':' || e.value::text, ',')"
+    lateral = (
+        f"LEFT JOIN LATERAL (SELECT {entries} AS entries, bool_and({plain} AND e.value <> 'null'::jsonb "  # noqa: S608
+        "AND e.key <> ALL(:reserved)) AS simple FROM jsonb_each(q.custom_fields) e) cf ON true "
+        f"LEFT JOIN LATERAL (SELECT {entries} AS entries, bool_and({plain}) AS simple FROM jsonb_each("
+        "CASE WHEN jsonb_typeof(q.extracted_data) = 'object' THEN q.extracted_data END) e) ex ON true"
+    )
+    talk, cost = "coalesce(q.talk_seconds, 0)::float8", "coalesce(q.cost, 0)::float8"
+    exact = (
+        "coalesce(cf.simple, true) AND (q.extracted_data IS NULL OR (jsonb_typeof(q.extracted_data) = 'object' "
+        f"AND coalesce(ex.simple, true))) AND {d.exact.format(c=talk, n=3)} AND {d.exact.format(c=cost, n=4)}"
+    )
+    custom = "CASE WHEN q.custom_fields IS NOT NULL THEN '{' || coalesce(cf.entries, '') || '}' END"
+    extracted = "CASE WHEN q.extracted_data IS NOT NULL THEN '{' || coalesce(ex.entries, '') || '}' END"
+    variables = _variables(d, call_variables, "coalesce(',' || cf.entries, '')", params)
+    return _lines(d, _postgres_core(filters), lateral, custom, variables, talk, cost, extracted, exact)
+
+
+def _lines(
+    d: _Dialect, rows: str, joins: str, custom: str, variables: str, talk: str, cost: str, extracted: str, exact: str
+) -> str:
+    """``(task_id, line)``: one CSV line (CRLF included), cells in ``services.exports.RESULT_COLUMNS`` order.
+
+    Three levels, each computed once per row (``OFFSET 0`` keeps the databases from merging them, which would
+    repeat a column's expression, a correlated subquery on SQLite, wherever the next level uses it): the rows
+    of ``result_batches``, then the cells' values, then the line with its quoting.
+    """
+    values = {
+        "task_id": "q.task_id",
+        "contact_id": "q.contact_id",
+        "phone_e164": d.safe("q.phone_e164", phone=True),
+        "first_name": d.safe("q.first_name"),
+        "last_name": d.safe("q.last_name"),
+        "email": d.safe("q.email"),
+        "company": d.safe("q.company"),
+        "country": "q.country",
+        "timezone": "q.timezone",
+        "custom_fields": custom,
+        "variables": variables,
+        "status": "q.status",
+        "skip_reason": "q.skip_reason",
+        "attempts": "q.attempts",
+        "attempt_outcomes": "q.attempt_outcomes",
+        "last_outcome": "q.last_outcome",
+        "caller_number": d.safe("q.caller_number", phone=True),
+        "first_called_at": "q.first_called_at",
+        "last_called_at": "q.last_called_at",
+        "talk_seconds": d.amount.format(c=talk, n=3),
+        "cost": d.amount.format(c=cost, n=4),
+        "extracted_data": extracted,
+    }
+    # Written as they are: numbers, times, and codes (enumerations, ISO country codes, IANA zone names).
+    verbatim = {
+        *("task_id", "contact_id", "attempts", "first_called_at", "last_called_at", "talk_seconds", "cost"),
+        *("country", "timezone", "status", "skip_reason", "attempt_outcomes", "last_outcome"),
+    }
+    cells = [f"v.{name}" if name in verbatim else d.cell(f"v.{name}") for name in values]
+    line = d.join(cells, ",", "\r\n")
+    selected = ", ".join(f"{value} AS {name}" for name, value in values.items())
+    return (
+        f"SELECT v.task_id, CASE WHEN v.exact THEN {line} END FROM ("  # noqa: S608 -- constant SQL
+        f"SELECT {selected}, {exact} AS exact FROM ({rows} {d.fence}) q {joins} {d.fence}) v"
+    )
+
+
+# SQLAlchemy's bind parameter syntax in ``text()``; the driver's own syntax replaces it for raw cursors.
+_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+def driver_sql(sql: str, dialect: str) -> str:
+    if dialect == "postgresql":
+        return _BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
+    return sql
