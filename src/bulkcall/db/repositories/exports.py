@@ -297,16 +297,8 @@ def _postgres_iso(column: str) -> str:
     )
 
 
-_CALL_NAMES = (
-    "attempts",
-    "attempt_outcomes",
-    "last_outcome",
-    "caller_number",
-    "first_called_at",
-    "last_called_at",
-    "talk_seconds",
-    "cost",
-)
+# The call columns of a result row: ``attempts`` through ``cost``.
+_CALL_NAMES = RESULT_FIELDS[RESULT_FIELDS.index("attempts") : RESULT_FIELDS.index("cost") + 1]
 
 
 def _calls(*values: str) -> str:
