@@ -23,7 +23,7 @@ from bulkcall.db.repositories import webhooks as queries
 from bulkcall.db.repositories.task_events import txid_expression
 from bulkcall.dispatch.engine import DispatchEngine
 from bulkcall.dispatch.webhooks import WebhookConfig, WebhookSender
-from bulkcall.domain.webhooks import RetryPolicy
+from bulkcall.domain.webhooks import DeliveryRetryPolicy
 from bulkcall.kit.clock import FixedClock
 from tests.conftest import POSTGRES_URL, data
 from tests.dispatch.conftest import make_world, settle
@@ -101,7 +101,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def sender_for(database: Database, clock: FixedClock, **overrides: Any) -> WebhookSender:
-    policy = overrides.pop("policy", RetryPolicy(base_seconds=10, max_seconds=3600, max_attempts=15))
+    policy = overrides.pop("policy", DeliveryRetryPolicy(base_seconds=10, max_seconds=3600, max_attempts=15))
     options: dict[str, Any] = {"timeout_seconds": 5, "allow_private": True, "batch_size": 50, **overrides}
     config = WebhookConfig(policy=policy, **options)
     return WebhookSender(database, clock, config, rng=random.Random(7))
@@ -284,7 +284,7 @@ async def test_retry_after_is_honoured(
 async def test_backoff_grows_and_a_delivery_gives_up_after_the_last_attempt(
     api: httpx.AsyncClient, engine: DispatchEngine, database: Database, clock: FixedClock, receiver: Receiver
 ) -> None:
-    sender = sender_for(database, clock, policy=RetryPolicy(base_seconds=10, max_seconds=3600, max_attempts=4))
+    sender = sender_for(database, clock, policy=DeliveryRetryPolicy(base_seconds=10, max_seconds=3600, max_attempts=4))
     data(await api.post("/webhook_endpoints", json={"url": receiver.url, "events": ["campaign.launched"]}), 201)
     await _one_event(api, engine)
     receiver.status = 500
@@ -305,7 +305,7 @@ async def test_backoff_grows_and_a_delivery_gives_up_after_the_last_attempt(
 async def test_an_endpoint_is_disabled_after_consecutive_failed_deliveries_and_enabled_again(
     api: httpx.AsyncClient, engine: DispatchEngine, database: Database, clock: FixedClock, receiver: Receiver
 ) -> None:
-    sender = sender_for(database, clock, policy=RetryPolicy(max_attempts=1), disable_after=3)
+    sender = sender_for(database, clock, policy=DeliveryRetryPolicy(max_attempts=1), disable_after=3)
     endpoint = data(await api.post("/webhook_endpoints", json={"url": receiver.url}), 201)
     await _one_event(api, engine)  # launched, task.completed (dnc), completed: 3 events
     receiver.status = 503
@@ -326,7 +326,7 @@ async def test_an_endpoint_is_disabled_after_consecutive_failed_deliveries_and_e
 async def test_a_success_resets_the_failure_count(
     api: httpx.AsyncClient, engine: DispatchEngine, database: Database, receiver: Receiver, clock: FixedClock
 ) -> None:
-    sender = sender_for(database, clock, policy=RetryPolicy(max_attempts=1), disable_after=3)
+    sender = sender_for(database, clock, policy=DeliveryRetryPolicy(max_attempts=1), disable_after=3)
     endpoint = data(await api.post("/webhook_endpoints", json={"url": receiver.url}), 201)
     await _one_event(api, engine)
     receiver.status = 503

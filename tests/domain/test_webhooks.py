@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkcall.domain.webhooks import (
-    RetryPolicy,
+    DeliveryRetryPolicy,
     backoff_seconds,
     gives_up,
     next_delay,
@@ -58,20 +58,20 @@ def test_an_empty_filter_means_every_event() -> None:
 
 @given(attempt=st.integers(min_value=1, max_value=100), seed=st.integers(min_value=0, max_value=2**32))
 def test_full_jitter_stays_under_the_exponential_ceiling(attempt: int, seed: int) -> None:
-    policy = RetryPolicy(base_seconds=10, max_seconds=3600)
+    policy = DeliveryRetryPolicy(base_seconds=10, max_seconds=3600)
     delay = backoff_seconds(policy, attempt, random.Random(seed))
     assert 0 <= delay <= min(3600, 10 * 2 ** (attempt - 1))
 
 
 def test_jitter_spreads_the_waits() -> None:
     rng = random.Random(3)
-    waits = [backoff_seconds(RetryPolicy(base_seconds=10), 5, rng) for _ in range(200)]
+    waits = [backoff_seconds(DeliveryRetryPolicy(base_seconds=10), 5, rng) for _ in range(200)]
     assert min(waits) < 40
     assert max(waits) > 120
 
 
 def test_retry_after_wins_when_longer_and_is_capped() -> None:
-    policy = RetryPolicy(base_seconds=10, max_seconds=600)
+    policy = DeliveryRetryPolicy(base_seconds=10, max_seconds=600)
     assert next_delay(policy, 1, random.Random(1), 120) == 120
     assert next_delay(policy, 1, random.Random(1), 86_400) == 600
     assert next_delay(policy, 1, random.Random(1), None) <= 10
@@ -90,7 +90,7 @@ def test_retry_after_as_seconds_or_an_http_date() -> None:
 
 
 def test_giving_up_after_the_attempts_or_the_age() -> None:
-    policy = RetryPolicy(max_attempts=3, give_up_after_seconds=3600)
+    policy = DeliveryRetryPolicy(max_attempts=3, give_up_after_seconds=3600)
     assert not gives_up(policy, 2, 100)
     assert gives_up(policy, 3, 100)
     assert gives_up(policy, 1, 3600)

@@ -34,12 +34,12 @@ from bulkcall.providers.base import (
 )
 from bulkcall.providers.http_agent.config import HttpAgentConfig
 from bulkcall.providers.http_agent.provider import HttpAgentProvider
-from bulkcall.providers.retry import RetryPolicy
+from bulkcall.providers.retry import RequestRetryPolicy
 
 NOW = datetime(2026, 6, 3, 15, 0, tzinfo=UTC)
 SECRET = new_secret()
 CALLBACK = "https://bulkcall.example.com/api/v1/webhooks/telephony/http_agent"
-FAST = RetryPolicy(tries=3, backoff_seconds=0.01, max_delay_seconds=0.05)
+FAST = RequestRetryPolicy(tries=3, backoff_seconds=0.01, max_delay_seconds=0.05)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from bulkcall.providers.base import (
     CallRequest,
     ConnectionInfo,
 )
-from bulkcall.providers.retry import RetryPolicy
+from bulkcall.providers.retry import RequestRetryPolicy
 from bulkcall.providers.twilio.config import TwilioConfig
 from bulkcall.providers.twilio.provider import TwilioProvider, event_from_status
 from bulkcall.providers.twilio.signature import is_valid, signature
@@ -35,7 +35,7 @@ from tests.providers.twilio_double import ACCOUNT_SID, AUTH_TOKEN, Answer, Twili
 NOW = datetime(2026, 6, 3, 15, 0, tzinfo=UTC)
 CALLBACK = "https://bulkcall.example.com/api/v1/webhooks/telephony/twilio"
 CALLEE = "+12125550001"
-FAST = RetryPolicy(tries=3, backoff_seconds=0.01, max_delay_seconds=0.05)
+FAST = RequestRetryPolicy(tries=3, backoff_seconds=0.01, max_delay_seconds=0.05)
 
 
 @pytest.fixture

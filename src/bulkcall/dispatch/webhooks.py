@@ -39,7 +39,7 @@ import httpx
 from bulkcall import __version__
 from bulkcall.db.engine import Database
 from bulkcall.db.repositories import webhooks as queries
-from bulkcall.domain.webhooks import RetryPolicy, gives_up, next_delay
+from bulkcall.domain.webhooks import DeliveryRetryPolicy, gives_up, next_delay
 from bulkcall.kit import wakeup
 from bulkcall.kit.clock import Clock
 from bulkcall.kit.logging import get_logger
@@ -57,7 +57,7 @@ _LEASE_MARGIN_SECONDS = 30.0
 @dataclass(frozen=True)
 class WebhookConfig:
     timeout_seconds: float = 10.0
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: DeliveryRetryPolicy = field(default_factory=DeliveryRetryPolicy)
     disable_after: int = 20  # deliveries given up in a row
     poll_seconds: float = 1.0
     allow_private: bool = False
@@ -69,7 +69,7 @@ class WebhookConfig:
 def webhook_config(settings: Settings) -> WebhookConfig:
     return WebhookConfig(
         timeout_seconds=settings.webhook_timeout_seconds,
-        policy=RetryPolicy(
+        policy=DeliveryRetryPolicy(
             base_seconds=settings.webhook_retry_base_seconds,
             max_seconds=settings.webhook_retry_max_seconds,
             max_attempts=settings.webhook_max_attempts,

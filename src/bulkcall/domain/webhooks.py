@@ -43,20 +43,22 @@ def private_address(address: str) -> bool:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class DeliveryRetryPolicy:
+    """When an outbound webhook delivery is tried again, and when it is given up."""
+
     base_seconds: float = 10.0
     max_seconds: float = 4 * 3600.0
     max_attempts: int = 15
     give_up_after_seconds: float = 24 * 3600.0
 
 
-def backoff_seconds(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+def backoff_seconds(policy: DeliveryRetryPolicy, attempt: int, rng: random.Random) -> float:
     """Full jitter: a uniform wait in [0, min(max, base * 2^(attempt-1))] after failed attempt ``attempt``."""
     ceiling = min(policy.max_seconds, policy.base_seconds * 2 ** min(attempt - 1, 40))
     return rng.uniform(0.0, ceiling)
 
 
-def next_delay(policy: RetryPolicy, attempt: int, rng: random.Random, retry_after: float | None) -> float:
+def next_delay(policy: DeliveryRetryPolicy, attempt: int, rng: random.Random, retry_after: float | None) -> float:
     """The wait before the next attempt: the jittered backoff, or the receiver's ``Retry-After`` when longer
     (capped at the policy's longest wait)."""
     delay = backoff_seconds(policy, attempt, rng)
@@ -65,6 +67,6 @@ def next_delay(policy: RetryPolicy, attempt: int, rng: random.Random, retry_afte
     return delay
 
 
-def gives_up(policy: RetryPolicy, attempts: int, age_seconds: float) -> bool:
+def gives_up(policy: DeliveryRetryPolicy, attempts: int, age_seconds: float) -> bool:
     """After a failed attempt: no more tries once the attempts or the delivery's age reach the policy's limit."""
     return attempts >= policy.max_attempts or age_seconds >= policy.give_up_after_seconds

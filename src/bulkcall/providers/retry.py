@@ -9,7 +9,7 @@ from bulkcall.kit.retry_after import parse_retry_after
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RequestRetryPolicy:
     """Bounded retries of answers that prove no call was made: ``tries`` in all, delays doubling from
     ``backoff_seconds`` (a ``Retry-After`` is honoured up to ``max_delay_seconds``)."""
 

@@ -13,6 +13,12 @@ from bulkcall.db.models.base import Base
 ModelT = TypeVar("ModelT", bound=Base)
 
 
+def rows_changed(result: Any) -> int:
+    """Rows a statement changed, or -1 where the driver cannot tell (psycopg for some ``INSERT ... SELECT``)."""
+    count = getattr(result, "rowcount", -1)
+    return -1 if count is None else int(count)
+
+
 class WorkspaceRepository(Generic[ModelT]):
     """A repository whose rows belong to one workspace; another workspace's rows do not exist for it.
 

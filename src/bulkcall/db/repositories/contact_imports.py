@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import ContactImport, ContactImportError, ContactList
-from bulkcall.db.repositories.base import WorkspaceRepository
+from bulkcall.db.repositories.base import WorkspaceRepository, rows_changed
 
 # One contact ready for the upsert, in column order:
 # (phone_e164, first_name, last_name, email, company, timezone, country, phone_timezones, tags_json, custom_json).
@@ -173,7 +173,7 @@ class ContactImportJobStore:
             .where(ContactImport.id == self.import_id, ContactImport.status == "queued")
             .values(status="running", total_rows=total_rows, started_at=now, updated_at=now)
         )
-        return _rowcount(result) == 1
+        return rows_changed(result) == 1
 
     async def add_progress(
         self, *, processed: int, created: int, updated: int, skipped: int, errors: int, now: datetime
@@ -191,7 +191,7 @@ class ContactImportJobStore:
                 updated_at=now,
             )
         )
-        return _rowcount(result) == 1
+        return rows_changed(result) == 1
 
     async def finish(self, status: str, now: datetime, failure_reason: str | None = None) -> None:
         await self.session.execute(
@@ -335,16 +335,12 @@ async def mark_abandoned(session: AsyncSession, *, stale_before: datetime, now: 
         .where(ContactImport.status.in_(ACTIVE_STATUSES), ContactImport.updated_at < stale_before)
         .values(status="failed", failure_reason=reason, finished_at=now, updated_at=now)
     )
-    return _rowcount(result)
+    return rows_changed(result)
 
 
 async def count_active(session: AsyncSession) -> int:
     query = select(func.count()).select_from(ContactImport).where(ContactImport.status.in_(ACTIVE_STATUSES))
     return int((await session.execute(query)).scalar_one())
-
-
-def _rowcount(result: Any) -> int:
-    return int(result.rowcount)
 
 
 def dumps(value: Any) -> str:

@@ -55,6 +55,7 @@ from bulkcall.db.models import (
 )
 from bulkcall.db.models.campaign import WAITING_SQL
 from bulkcall.db.repositories import task_events
+from bulkcall.db.repositories.base import rows_changed
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.calls import AttemptState
 
@@ -453,7 +454,7 @@ async def defer_closed_keys(
         .values(next_eligible_at=when, blocker=why, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_changed(result)
 
 
 async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:

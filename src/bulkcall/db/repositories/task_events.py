@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CallTask, CampaignEvent
 from bulkcall.db.models.campaign import NOT_PENDING_SQL
+from bulkcall.db.repositories.base import rows_changed
 from bulkcall.db.types import UTCDateTime
 
 TASK_COMPLETED = "task.completed"
@@ -112,7 +113,7 @@ async def end_tasks(
     result = await session.execute(
         update(CallTask).where(*where).values(**values).execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_changed(result)
 
 
 async def last_task_id(session: AsyncSession, campaign_id: int) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CampaignEvent, WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from bulkcall.db.models.webhook import PENDING_SQL, WebhookFanoutCursor
-from bulkcall.db.repositories.base import WorkspaceRepository
+from bulkcall.db.repositories.base import WorkspaceRepository, rows_changed
 from bulkcall.db.types import sqlite_timestamp
 
 # Advisory lock (PostgreSQL): one fan-out at a time across processes (dispatch sweeps use 0x62630002).
@@ -213,7 +213,7 @@ async def fan_out(session: AsyncSession, cursor: tuple[int, int], through: tuple
     await session.execute(
         update(WebhookFanoutCursor).where(WebhookFanoutCursor.id == 1).values(txid=through[0], event_id=through[1])
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_changed(result)
 
 
 # -- sending -----------------------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ async def finish_claim(
         .values(**values, lease_expires_at=None, lease_token=None)
         .execution_options(synchronize_session=False)
     )
-    held = bool(getattr(result, "rowcount", 0))
+    held = rows_changed(result) > 0
     exists = (
         held
         or (await session.execute(select(WebhookDelivery.id).where(WebhookDelivery.id == claim.delivery_id))).first()
@@ -337,4 +337,4 @@ async def note_endpoint_failure(
         .values(enabled=False, disabled_at=now, disabled_reason=reason, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    return rows_changed(result) > 0

@@ -41,7 +41,7 @@ from bulkcall.providers.base import (
     PlacedCall,
 )
 from bulkcall.providers.http_agent.config import HttpAgentConfig
-from bulkcall.providers.retry import RetryPolicy
+from bulkcall.providers.retry import RequestRetryPolicy
 
 log = get_logger("bulkcall.providers.http_agent")
 
@@ -96,12 +96,12 @@ class HttpAgentProvider:
         self,
         now: Callable[[], datetime],
         *,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetryPolicy | None = None,
         timeout: httpx.Timeout | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._now = now
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RequestRetryPolicy()
         self._timeout = timeout or httpx.Timeout(15.0, connect=5.0)
         # Signatures carry transport time (the receiver's replay window), not the service clock.
         self._wall_clock = wall_clock

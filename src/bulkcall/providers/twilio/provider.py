@@ -41,7 +41,7 @@ from bulkcall.providers.base import (
     ConnectionInfo,
     PlacedCall,
 )
-from bulkcall.providers.retry import RetryPolicy
+from bulkcall.providers.retry import RequestRetryPolicy
 from bulkcall.providers.twilio import signature as twilio_signature
 from bulkcall.providers.twilio.config import TwilioConfig
 
@@ -196,11 +196,11 @@ class TwilioProvider:
         self,
         now: Callable[[], datetime],
         *,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetryPolicy | None = None,
         timeout: httpx.Timeout | None = None,
     ) -> None:
         self._now = now
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RequestRetryPolicy()
         self._timeout = timeout or httpx.Timeout(15.0, connect=5.0)
         self._client: httpx.AsyncClient | None = None
         self._placed: OrderedDict[str, str] = OrderedDict()
