@@ -52,10 +52,22 @@ def postgres_database() -> Iterator[str]:
         yield url
 
 
-def _truncate_postgres(url: str) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+def _empty_postgres(url: str) -> None:
+    """Empty the tables a test filled and restart every sequence, as a fresh database would be.
+
+    ``TRUNCATE`` of all tables cost 0.1-0.4 s per test; deleting the few rows of the tables that have any
+    costs milliseconds. Triggers (and foreign-key checks) are off for the deletes: every row goes.
+    """
+    names = [table.name for table in Base.metadata.sorted_tables]
+    probe = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in names)
     with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        filled = [name for (name,) in conn.execute(probe)]
+        if filled:
+            with conn.transaction():
+                conn.execute("SET LOCAL session_replication_role = replica")
+                for name in filled:
+                    conn.execute(f'DELETE FROM "{name}"')
+        conn.execute("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -65,7 +77,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_database")
-    _truncate_postgres(url)
+    _empty_postgres(url)
     return url
 
 
