@@ -3,6 +3,7 @@ credentials never appear in the answer or in any log line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -14,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from sqlalchemy import text
 
+from bulkcall.db.engine import Database
 from bulkcall.kit.standard_webhooks import new_secret, verify
 from tests.conftest import data
 from tests.providers.twilio_double import ACCOUNT_SID, AUTH_TOKEN, twilio_double
@@ -72,8 +75,8 @@ async def test_twilio_fetches_the_account_and_never_shows_or_logs_the_token(
     assert [(r.method, r.path) for r in requests] == [("GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}.json")] * 2
     assert "connection_tested" in [event["event"] for event in events]  # the check is logged, without the secret
     assert "HTTP Request: GET" in caplog.text  # httpx's own request lines were captured too
-    for text in (good.text, bad.text, caplog.text, repr(events)):
-        assert AUTH_TOKEN not in text
+    for shown in (good.text, bad.text, caplog.text, repr(events)):
+        assert AUTH_TOKEN not in shown
 
 
 async def test_twilio_unreachable_is_not_ok(api: httpx.AsyncClient) -> None:
@@ -129,6 +132,48 @@ async def test_http_agent_sends_a_signed_ping(
     assert bad["ok"] is False
     assert "check signing_secret" in bad["detail"]
     assert secret not in good.text
+
+
+async def test_no_database_lock_is_held_while_the_provider_is_waited_for(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    """A slow provider must not stall the service: on SQLite the request's write lock would block every
+    other writer (the dispatcher above all) for as long as the provider takes to answer."""
+    arrived, release = threading.Event(), threading.Event()
+
+    class SlowAgent(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            arrived.set()
+            release.wait(30)
+            self.send_response(200)
+            self.send_header("content-length", "12")
+            self.end_headers()
+            self.wfile.write(b'{"ok": true}')
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowAgent)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/agent"
+        connection_id = await _connection(api, "http_agent", {"url": url, "signing_secret": new_secret()})
+        check = asyncio.create_task(api.post(f"/telephony_connections/{connection_id}/test"))
+        assert await asyncio.to_thread(arrived.wait, 10), "the agent was never asked"
+
+        async def write_elsewhere() -> None:
+            async with database.session(write=True) as session, session.begin():
+                await session.execute(text("UPDATE workspaces SET name = name"))
+
+        # While the agent holds its answer, another writer gets through (it would wait 30 s for the lock).
+        await asyncio.wait_for(write_elsewhere(), timeout=10)
+        release.set()
+        assert data(await check)["ok"] is True
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
 
 
 async def test_another_workspaces_connection_is_not_found(api: httpx.AsyncClient, other_api: httpx.AsyncClient) -> None:

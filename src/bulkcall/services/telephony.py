@@ -113,19 +113,22 @@ async def check_connection(ctx: ServiceContext, connection_id: int) -> Connectio
     """Ask the provider whether the connection works, without placing a call (credentials never in the answer)."""
     row = await get_connection(ctx, connection_id)
     spec = get_provider(row.provider)
+    info = ConnectionInfo(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        provider=row.provider,
+        config=load_config(row.provider, row.config, row.secrets),
+        signing_secret=row.signing_secret,
+    )
+    # The provider may take seconds to answer: end the request's transaction first, so no lock (SQLite's
+    # write lock above all, which every dispatcher write waits for) is held while waiting on the network.
+    await ctx.session.commit()
     started = time.perf_counter()
     if spec.factory is None:
         ok, detail = False, f"provider {row.provider!r} cannot be checked"
     else:
         provider = spec.factory(ProviderRuntime(deliver=None, now=lambda: ctx.now))
         try:
-            info = ConnectionInfo(
-                id=row.id,
-                workspace_id=row.workspace_id,
-                provider=row.provider,
-                config=load_config(row.provider, row.config, row.secrets),
-                signing_secret=row.signing_secret,
-            )
             check = await provider.check_connection(info)
             ok, detail = check.ok, check.detail
         finally:
