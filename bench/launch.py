@@ -1,7 +1,9 @@
 """Launch benchmark: a campaign over N contacts (1% on the DNC list, 1% duplicate audience entries).
 
 Launch creates every task with one INSERT ... SELECT. Printed: launch seconds, tasks/s, peak memory, and
-the ratio against a bare INSERT ... SELECT of the same number of rows measured in the same run.
+the ratio against a bare INSERT ... SELECT of the same number of rows measured in the same run; on PostgreSQL
+also the CPU time of the server backend that ran each (when the server runs on this machine) and the WAL the
+launch wrote, and the load average, since wall time on a shared machine mostly measures what else runs.
 
     uv run python bench/launch.py [--contacts 1000000] [--postgres URL] [--backends sqlite,postgresql]
 
@@ -12,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sqlite3
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -114,17 +119,50 @@ def _campaign_sql() -> str:
     """
 
 
-async def launch(url: str) -> float:
+@dataclass
+class Launched:
+    seconds: float
+    # PostgreSQL only: CPU of the server backend that ran the launch (None when /proc cannot show it, e.g. a
+    # remote server) and the WAL the server wrote meanwhile.
+    backend_cpu: float | None = None
+    wal_mb: float | None = None
+
+
+async def launch(url: str) -> Launched:
     database = Database(url)
+    postgres = database.dialect == "postgresql"
     try:
-        with timed() as elapsed:
-            async with database.session(write=True) as session, session.begin():
-                ctx = ServiceContext(session=session, workspace_id=1, now=NOW)
-                campaign = await campaigns.apply_action(ctx, 1, Action.LAUNCH)
-                assert campaign.status == "running"
-        return elapsed[0]
+        async with database.session(write=True) as session:
+            pid, wal_start, cpu_start = 0, "", None
+            if postgres:
+                found = await session.execute(text("SELECT pg_backend_pid(), pg_current_wal_insert_lsn()::text"))
+                pid, wal_start = found.one()
+                cpu_start = backend_cpu_seconds(pid)
+                await session.commit()
+            with timed() as elapsed:
+                async with session.begin():
+                    ctx = ServiceContext(session=session, workspace_id=1, now=NOW)
+                    campaign = await campaigns.apply_action(ctx, 1, Action.LAUNCH)
+                    assert campaign.status == "running"
+            if not postgres:
+                return Launched(elapsed[0])
+            cpu_end = backend_cpu_seconds(pid)
+            wal_since = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), CAST(:start AS pg_lsn))"
+            wal = await session.execute(text(wal_since), {"start": wal_start})
+            await session.commit()
+            cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
+            return Launched(elapsed[0], cpu, float(wal.scalar_one()) / 1e6)
     finally:
         await database.dispose()
+
+
+def backend_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU so far of a PostgreSQL backend, when the server runs on this machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 BASELINE = (
@@ -146,17 +184,21 @@ def baseline_sqlite(url: str) -> float:
     return elapsed[0]
 
 
-def baseline_postgres(url: str) -> float:
+def baseline_postgres(url: str) -> tuple[float, float | None]:
+    """Seconds of the bare insert, and its server backend's CPU seconds when /proc shows them."""
     with psycopg.connect(pg_dsn(url)) as conn:
         conn.execute(
             "CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, campaign_id BIGINT, contact_id BIGINT, "
             "status TEXT, created_at TIMESTAMPTZ)"
         )
         conn.commit()
+        pid = conn.info.backend_pid
+        cpu_start = backend_cpu_seconds(pid)
         with timed() as elapsed:
             conn.execute(BASELINE.format(now="now()"))
             conn.commit()
-    return elapsed[0]
+        cpu_end = backend_cpu_seconds(pid)
+    return elapsed[0], None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
 
 
 def check(url: str, contacts: int, postgres: bool) -> dict[str, int]:
@@ -176,14 +218,24 @@ def check(url: str, contacts: int, postgres: bool) -> dict[str, int]:
 def run(label: str, url: str, contacts: int, postgres: bool) -> None:
     print(f"[{label}] seeding {contacts:,} contacts ...", flush=True)
     (seed_postgres if postgres else seed_sqlite)(url, contacts)
-    seconds = asyncio.run(launch(url))
+    launched = asyncio.run(launch(url))
+    seconds = launched.seconds
     counts = check(url, contacts, postgres)
     tasks = sum(counts.values())
-    base = (baseline_postgres if postgres else baseline_sqlite)(url)
+    base, base_cpu = baseline_postgres(url) if postgres else (baseline_sqlite(url), None)
+    server = ""
+    if launched.backend_cpu is not None and base_cpu:
+        # CPU moves far less with the machine's load than wall time does.
+        server += (
+            f"; server backend CPU {launched.backend_cpu:.2f} s (bare insert {base_cpu:.2f} s; "
+            f"ratio {launched.backend_cpu / base_cpu:.1f}x)"
+        )
+    if launched.wal_mb is not None:
+        server += f"; WAL {launched.wal_mb:,.0f} MB"
     print(
         f"[{label}] launch created {tasks:,} tasks in {seconds:.2f} s ({tasks / seconds:,.0f} tasks/s); "
         f"bare INSERT ... SELECT of {contacts:,} rows {base:.2f} s; ratio {seconds / base:.1f}x; "
-        f"peak RSS {peak_rss_mb():.0f} MB"
+        f"peak RSS {peak_rss_mb():.0f} MB{server}; load average {os.getloadavg()[0]:.2f}"
     )
     print(f"[{label}] tasks by status: {counts}")
 
