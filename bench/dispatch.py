@@ -156,8 +156,9 @@ async def launch(url: str) -> None:
 # ``--history``: calls the campaign already made, so each dial runs against tables that hold them (attempts,
 # receipts, events): the cost of a dial should not grow with the calls before it either.
 HISTORY = [
-    """UPDATE call_tasks SET status = 'completed', attempts = 1, last_outcome = 'answered', caller_phone_number_id = 1,
-        sticky_phone_number_id = 1, next_eligible_at = NULL, first_called_at = @T, last_called_at = @T,
+    """UPDATE call_tasks SET status = 'completed', attempts = 1, last_outcome = 'answered',
+        attempt_outcomes = 'answered', caller_phone_number_id = 1, sticky_phone_number_id = 1,
+        next_eligible_at = NULL, first_called_at = @T, last_called_at = @T,
         completed_at = @T, updated_at = @T WHERE id <= @H""",
     """INSERT INTO call_attempts (workspace_id, campaign_id, task_id, attempt_number, phone_number_id, caller_e164,
         callee_e164, telephony_connection_id, provider, provider_call_id, state, caller_id_reason, worker, queued_at,

@@ -35,7 +35,8 @@ from bulkcall.services import exports
 from bulkcall.services.context import ServiceContext
 from launch import NOW, launch, seed_postgres, seed_sqlite
 
-# Attempt 1 for every dialed task (answered when the id is odd), attempt 2 for even ids (answered, with data).
+# Attempt 1 for every dialed task (answered when the id is odd), attempt 2 for even ids (answered, with data);
+# the tasks then get what ``dispatch.outcomes`` keeps on them (outcomes in attempt order, latest data).
 _ATTEMPTS = """
 INSERT INTO call_attempts (workspace_id, campaign_id, task_id, attempt_number, phone_number_id, caller_e164,
     callee_e164, telephony_connection_id, provider, provider_call_id, state, caller_id_reason, queued_at,
@@ -51,6 +52,8 @@ UPDATE call_tasks SET
     last_outcome = 'answered', caller_phone_number_id = 1,
     first_called_at = {first}, last_called_at = CASE WHEN id % 2 = 0 THEN {second} ELSE {first} END,
     talk_seconds = 42.5, cost = CASE WHEN id % 2 = 0 THEN 0.025 ELSE 0.0125 END,
+    attempt_outcomes = CASE WHEN id % 2 = 0 THEN 'no_answer|answered' ELSE 'answered' END,
+    extracted_data = CASE WHEN id % 2 = 0 THEN {data} END,
     blocker = NULL, next_eligible_at = NULL, completed_at = {second}
 WHERE campaign_id = 1 AND status = 'pending'
 """
@@ -62,7 +65,7 @@ def _dial_statements(first: str, second: str, data: str) -> list[str]:
     return [
         _ATTEMPTS.format(number=1, at=first, talk=odd_talk, outcome=odd_answers, data="NULL", extra=""),
         _ATTEMPTS.format(number=2, at=second, talk="42.5", outcome="'answered'", data=data, extra="AND t.id % 2 = 0"),
-        _TASKS_DONE.format(first=first, second=second),
+        _TASKS_DONE.format(first=first, second=second, data=data),
     ]
 
 
@@ -101,7 +104,8 @@ async def measure_results_export(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> dict[str, Any]:
-    """Stream one results export to nowhere: ``rows``, ``seconds``, ``rows_per_second``, ``megabytes``,
+    """Stream one results export to nowhere: ``rows``, ``seconds``, ``cpu_seconds`` (this process: SQLite's work
+    included, PostgreSQL's server not), ``rows_per_second``, ``megabytes``,
     ``peak_rss_mb`` (this process's high-water mark, so measure in a fresh process for a clean figure)."""
     database = Database(url)
     try:
@@ -110,17 +114,18 @@ async def measure_results_export(
             export = await exports.prepare_results_export(ctx, campaign_id, fmt, None, None, date_from, date_to)
         lines = 0
         size = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         async for chunk in exports.results_chunks(database, workspace_id, export):
             lines += chunk.count(b"\n")
             size += len(chunk)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         await database.dispose()
     rows = lines - (1 if fmt is exports.ExportFormat.CSV else 0)
     return {
         "rows": rows,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "rows_per_second": rows / seconds if seconds else 0.0,
         "megabytes": size / 1e6,
         "peak_rss_mb": peak_rss_mb(),
@@ -182,7 +187,8 @@ def run(
         base = min(base, seconds)
     print(
         f"[{label}] results_export ({fmt.value}{', from/to' if ranged else ''}): {figures['rows']:,} rows in "
-        f"{figures['seconds']:.2f} s ({figures['rows_per_second']:,.0f} rows/s, {figures['megabytes']:.0f} MB); "
+        f"{figures['seconds']:.2f} s ({figures['rows_per_second']:,.0f} rows/s, {figures['megabytes']:.0f} MB, "
+        f"process CPU {figures['cpu_seconds']:.2f} s); "
         f"bare SELECT + csv of {rows:,} rows {base:.2f} s ({rows / base:,.0f} rows/s); "
         f"ratio {figures['seconds'] / base:.1f}x; peak RSS {figures['peak_rss_mb']:.0f} MB "
         f"(before the export: {rss_before:.0f} MB)",

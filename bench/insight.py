@@ -178,11 +178,13 @@ def _statements(postgres: bool) -> list[str]:
                 only=only,
             )
         )
-    # The tasks' money and talk time, as the engine sums them per task.
+    # The tasks' money, talk time and outcomes in attempt order, as the engine keeps them per task.
     statements.append(
-        """UPDATE call_tasks SET cost = s.cost, talk_seconds = s.talk FROM (
+        """UPDATE call_tasks SET cost = s.cost, talk_seconds = s.talk, attempt_outcomes = s.outcomes FROM (
                SELECT task_id, sum(cost) AS cost,
-                   sum(CASE WHEN outcome IN ('answered', 'voicemail') THEN duration_seconds ELSE 0 END) AS talk
+                   sum(CASE WHEN outcome IN ('answered', 'voicemail') THEN duration_seconds ELSE 0 END) AS talk,
+                   min(CASE WHEN attempt_number = 1 THEN outcome END)
+                       || coalesce('|' || min(CASE WHEN attempt_number = 2 THEN outcome END), '') AS outcomes
                FROM call_attempts WHERE campaign_id = 1 GROUP BY task_id) AS s
            WHERE call_tasks.id = s.task_id"""
     )

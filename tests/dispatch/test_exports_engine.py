@@ -24,7 +24,11 @@ from bulkcall.db.engine import Database
 from bulkcall.db.models import CallAttempt, CallTask, Campaign
 from bulkcall.db.repositories.exports import ExportRepository, ResultFilters
 from bulkcall.dispatch.engine import DispatchEngine
+from bulkcall.dispatch.outcomes import CallResult, finish_attempts
+from bulkcall.domain.calls import CallStatus
+from bulkcall.domain.retries import Outcome
 from bulkcall.kit.clock import FixedClock
+from bulkcall.providers.base import CallEvent
 from bulkcall.services import exports
 from tests.conftest import data, new_key
 from tests.dispatch.conftest import START, attempts_by_task, make_world, settle, tasks
@@ -84,10 +88,12 @@ def compact(expected: dict[str, Any], cell: str) -> str:
     return cell
 
 
-async def set_extracted(database: Database, attempt_id: int, value: dict[str, Any]) -> None:
-    """What an agent provider reports at the end of a call (the simulator reports none)."""
+async def set_extracted(database: Database, attempt: CallAttempt, value: dict[str, Any]) -> None:
+    """What an agent provider reports at the end of a call (the simulator reports none), on the attempt and,
+    as ``dispatch.outcomes`` keeps it, on its task (the caller passes the task's latest attempt with data)."""
     async with database.session(write=True) as session, session.begin():
-        await session.execute(update(CallAttempt).where(CallAttempt.id == attempt_id).values(extracted_data=value))
+        await session.execute(update(CallAttempt).where(CallAttempt.id == attempt.id).values(extracted_data=value))
+        await session.execute(update(CallTask).where(CallTask.id == attempt.task_id).values(extracted_data=value))
 
 
 async def asgi_get(app: FastAPI, path: str, key: str) -> list[MutableMapping[str, Any]]:
@@ -152,8 +158,8 @@ async def dialed(api: httpx.AsyncClient, engine: DispatchEngine, database: Datab
     by_task = await attempts_by_task(database, campaign["id"])
     rows = {row["phone_e164"]: row for row in await tasks(api, campaign["id"])}
     # The agent extracted data on ANSWERS' call, and on NEVER's first call only (the latest that has any wins).
-    await set_extracted(database, by_task[rows[ANSWERS]["id"]][0].id, {"interested": True, "budget": "€5k"})
-    await set_extracted(database, by_task[rows[NEVER]["id"]][0].id, {"callback": "tomorrow"})
+    await set_extracted(database, by_task[rows[ANSWERS]["id"]][0], {"interested": True, "budget": "€5k"})
+    await set_extracted(database, by_task[rows[NEVER]["id"]][0], {"callback": "tomorrow"})
     numbers = {
         number["id"]: number["e164"] for number in data(await api.get("/phone_numbers", params={"per_page": 100}))
     }
@@ -217,6 +223,27 @@ async def test_results_export_rows_are_exact(api: httpx.AsyncClient, dialed: dic
     )
     assert listed["first_called_at"] == listed["caller_number"] == listed["extracted_data"] == ""
     assert json.loads(listed["variables"])["first_name"] == "Friend", "no contact name: the campaign's variable"
+
+
+async def test_the_engine_keeps_the_outcomes_and_latest_extracted_data_on_the_task(
+    api: httpx.AsyncClient, engine: DispatchEngine, database: Database
+) -> None:
+    """What the export reads from the task instead of its attempts, kept where attempts end: each outcome in
+    turn, and the latest extracted data that is not empty (a report without any keeps the previous one). The
+    one attempt ended again stands in for later attempts: ``finish_attempts`` is what is under test."""
+    world = await make_world(api, simulator=NETWORK)
+    await world.contacts([ANSWERS])
+    campaign = await world.launch()
+    await settle(engine)
+    ((task_id, (attempt,)),) = (await attempts_by_task(database, campaign["id"])).items()
+    reports = [({"tier": "gold"}, Outcome.VOICEMAIL), (None, Outcome.NO_ANSWER), ({}, Outcome.BUSY)]
+    for number, (extracted, outcome) in enumerate(reports):
+        report = CallEvent(dedupe_key=f"r{number}", status=CallStatus.COMPLETED, extracted_data=extracted)
+        async with database.session(write=True) as session, session.begin():
+            await finish_attempts(session, START, [CallResult(attempt, outcome, report)])
+    async with database.session(write=False) as session:
+        task = (await session.execute(select(CallTask).filter_by(id=task_id))).scalar_one()
+    assert (task.attempt_outcomes, task.extracted_data) == ("answered|voicemail|no_answer|busy", {"tier": "gold"})
 
 
 async def test_results_export_jsonl_has_objects_and_the_same_rows(

@@ -157,6 +157,12 @@ async def test_analytics_tasks_export_and_receipts_reconcile_after_faults_and_a_
         assert Counter(a["outcome"] for a in from_details) == expected, label
         exported_outcomes = Counter(o for row in exported for o in row["attempt_outcomes"])
         assert exported_outcomes == expected, label
+        # Each task's outcomes in attempt order, whether kept on the task (no range) or read from the attempts.
+        in_order = {
+            task_id: [a.outcome for a in sorted(stored, key=lambda a: a.attempt_number) if a.task_id == task_id]
+            for task_id in {a.task_id for a in stored}
+        }
+        assert {row["task_id"]: row["attempt_outcomes"] for row in exported} == in_order, label
 
         assert totals["attempts"] == len(stored) == len(from_details) == sum(row["attempts"] for row in exported), label
         touched = {a.task_id for a in stored}

@@ -251,6 +251,9 @@ def _task_after(task: CallTask, campaign: Campaign, result: CallResult, now: dat
         "caller_phone_number_id": attempt.phone_number_id,
         "cost": (task.cost or Decimal(0)) + Decimal(str(result.cost or 0)),
         "talk_seconds": (task.talk_seconds or 0.0) + talked,
+        # The export's per-task summary (a task's attempts end one at a time, in attempt order).
+        "attempt_outcomes": f"{task.attempt_outcomes}|{outcome.value}" if task.attempt_outcomes else outcome.value,
+        "extracted_data": _latest_data(task, result),
         "updated_at": now,
     }
     if outcome in REACHED:
@@ -271,6 +274,12 @@ def _task_after(task: CallTask, campaign: Campaign, result: CallResult, now: dat
             "completed_at": now,
         }
     return {**row, "status": "retry_pending", "blocker": nxt.blocker, "next_eligible_at": nxt.at}
+
+
+def _latest_data(task: CallTask, result: CallResult) -> dict[str, Any] | None:
+    """The task's latest non-empty extracted data: this attempt's when it has some, else what it had."""
+    data = None if result.report is None else result.report.extracted_data
+    return data if data else task.extracted_data
 
 
 def _call_data(result: CallResult) -> dict[str, Any]:

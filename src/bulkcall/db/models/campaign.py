@@ -155,6 +155,10 @@ class CallTask(IdMixin, Base):
     first_called_at: Mapped[datetime | None]
     last_called_at: Mapped[datetime | None]
     talk_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # Kept where attempts end (``dispatch.outcomes``) so the results export reads tasks alone: the ended
+    # attempts' outcomes joined with ``|`` in attempt order, and the latest non-empty ``extracted_data``.
+    attempt_outcomes: Mapped[str | None] = mapped_column(Text)
+    extracted_data: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

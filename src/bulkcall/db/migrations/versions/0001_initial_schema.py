@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 17:59:37.358986
+Create Date: 2026-11-27 19:59:27.262301
 """
 
 from __future__ import annotations
@@ -105,6 +105,10 @@ def upgrade() -> None:
         sa.Column("first_called_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_called_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("talk_seconds", sa.Float(), nullable=False),
+        sa.Column("attempt_outcomes", sa.Text(), nullable=True),
+        sa.Column(
+            "extracted_data", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=True
+        ),
         sa.Column("created_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("completed_at", bulkcall.db.types.UTCDateTime(timezone=True), nullable=True),
