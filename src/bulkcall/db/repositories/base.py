@@ -13,6 +13,11 @@ from bulkcall.db.models.base import Base
 ModelT = TypeVar("ModelT", bound=Base)
 
 
+def dialect_of(session: AsyncSession) -> str:
+    """The database a session talks to: "sqlite" or "postgresql"."""
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
 def rows_changed(result: Any) -> int:
     """Rows a statement changed, or -1 where the driver cannot tell (psycopg for some ``INSERT ... SELECT``)."""
     count = getattr(result, "rowcount", -1)

@@ -25,7 +25,7 @@ from bulkcall.db.models import (
 from bulkcall.db.models.campaign import NOT_PENDING_SQL, WAITING_SQL
 from bulkcall.db.repositories import insight as insight_queries
 from bulkcall.db.repositories import task_events
-from bulkcall.db.repositories.base import WorkspaceRepository
+from bulkcall.db.repositories.base import WorkspaceRepository, dialect_of, rows_changed
 from bulkcall.db.types import sqlite_timestamp
 
 # Unfinished tasks that are neither waiting (the waiting index) nor fresh: calls being placed or in progress.
@@ -39,7 +39,7 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
     async def get_for_update(self, campaign_id: int) -> Campaign | None:
         """The campaign row, locked on PostgreSQL so concurrent lifecycle actions serialise."""
         query = self.scoped().where(Campaign.id == campaign_id)
-        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+        if dialect_of(self.session) == "postgresql":
             query = query.with_for_update()
         row: Campaign | None = (await self.session.execute(query)).scalar_one_or_none()
         return row
@@ -191,7 +191,7 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
         Entries are few and ordered, so they get a window function; the list, possibly millions of rows,
         is read in its primary-key order and only compared with the entries.
         """
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+        dialect = dialect_of(self.session)
         entry_sql, list_sql = _TASK_STATEMENTS[dialect == "postgresql"]
         params: dict[str, Any] = {
             "workspace_id": campaign.workspace_id,
@@ -210,9 +210,9 @@ class CampaignRepository(WorkspaceRepository[Campaign]):
             await self.session.execute(text("SET LOCAL jit = off"))
             await self.session.execute(text("SET LOCAL work_mem = '64MB'"))
         before = await task_events.last_task_id(self.session, campaign.id)
-        counts = [_rowcount(await self.session.execute(text(entry_sql), params))]
+        counts = [rows_changed(await self.session.execute(text(entry_sql), params))]
         if include_list and campaign.contact_list_id is not None:
-            counts.append(_rowcount(await self.session.execute(text(list_sql), params)))
+            counts.append(rows_changed(await self.session.execute(text(list_sql), params)))
         inserted = sum(counts) if min(counts) >= 0 else await self._tasks_after(campaign.id, before)
         # Tasks born skipped are terminal at once: each gets its ``task.completed`` event here.
         skipped = await task_events.record_skipped_since(self.session, campaign.id, before, now)
@@ -365,12 +365,6 @@ class TemplateRepository(WorkspaceRepository[CampaignTemplate]):
         if search:
             query = query.where(or_(func.lower(CampaignTemplate.name).contains(search.lower(), autoescape=True)))
         return query
-
-
-def _rowcount(result: Any) -> int:
-    """Rows a statement changed, or -1 where the driver cannot tell."""
-    count = getattr(result, "rowcount", -1)
-    return -1 if count is None else int(count)
 
 
 def _bind_time(value: datetime, dialect: str) -> Any:

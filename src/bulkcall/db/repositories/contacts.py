@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from bulkcall.db.models import Contact, ContactListMember
-from bulkcall.db.repositories.base import WorkspaceRepository
+from bulkcall.db.repositories.base import WorkspaceRepository, dialect_of
 from bulkcall.db.repositories.dnc import BATCH_SIZE, phone_search
 from bulkcall.domain.phones import ZONE_SEPARATOR
 
@@ -57,7 +57,7 @@ class ContactRepository(WorkspaceRepository[Contact]):
         return query
 
     def _has_tag(self, tag: str) -> Any:
-        if self.session.get_bind().dialect.name == "postgresql":
+        if dialect_of(self.session) == "postgresql":
             return type_coerce(Contact.tags, JSONB).contains([tag])
         elements = func.json_each(Contact.tags).table_valued("value")
         return exists(select(literal(1)).select_from(elements).where(elements.c.value == tag))

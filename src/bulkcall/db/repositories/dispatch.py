@@ -55,7 +55,7 @@ from bulkcall.db.models import (
 )
 from bulkcall.db.models.campaign import WAITING_SQL
 from bulkcall.db.repositories import task_events
-from bulkcall.db.repositories.base import rows_changed
+from bulkcall.db.repositories.base import dialect_of, rows_changed
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.calls import AttemptState
 
@@ -63,10 +63,6 @@ from bulkcall.domain.calls import AttemptState
 CLAIM_LOCK = 0x62630001
 SWEEP_LOCK = 0x62630002
 DISPATCH_CHANNEL = "bulkcall_dispatch"
-
-
-def dialect_of(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
 # Row-by-row writes bypass the ORM's bulk paths, which spend more Python time per row than the database spends

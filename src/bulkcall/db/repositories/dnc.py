@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import DncEntry
 from bulkcall.db.models.base import Base
-from bulkcall.db.repositories.base import WorkspaceRepository
+from bulkcall.db.repositories.base import WorkspaceRepository, dialect_of
 
 # Rows per INSERT statement: few round trips, and well under both drivers' bound-parameter limits.
 BATCH_SIZE = 1000
@@ -36,7 +36,7 @@ async def insert_ignoring_duplicates(
     conflict = [table.c[name] for name in conflict_columns]
     names = list(rows[0])
     inserted = 0
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         # One array parameter per column, unnested server-side: a 4-parameter statement instead of
         # 4000 (psycopg parses long parameter lists slowly, and the plan is reused between batches).
         arrays = [bindparam(f"column_{name}", type_=ARRAY(table.c[name].type)) for name in names]

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from bulkcall.db.models import CallAttempt, CallTask, Campaign, CampaignAudienceEntry, ContactListMember
-from bulkcall.db.repositories.base import WorkspaceRepository
+from bulkcall.db.repositories.base import WorkspaceRepository, dialect_of
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.variables import CONTACT_VARIABLES
 
@@ -81,10 +81,6 @@ RESULT_FIELDS: tuple[str, ...] = (
 class ExportRepository(WorkspaceRepository[Campaign]):
     model = Campaign
 
-    @property
-    def _dialect(self) -> str:
-        return self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
-
     async def result_batches(
         self, filters: ResultFilters, batch_size: int, task_ids: Sequence[int] | None = None
     ) -> AsyncIterator[list[tuple[Any, ...]]]:
@@ -99,7 +95,7 @@ class ExportRepository(WorkspaceRepository[Campaign]):
         task's own; with one, only tasks with an attempt ended in it come back, and those columns (and the
         outcomes and extracted data) cover only the attempts ended in it.
         """
-        dialect = self._dialect
+        dialect = dialect_of(self.session)
         build = _postgres_results if dialect == "postgresql" else _sqlite_results
         result = await self.session.stream(
             text(build(filters, task_ids)).execution_options(yield_per=batch_size, stream_results=True),
@@ -120,7 +116,7 @@ class ExportRepository(WorkspaceRepository[Campaign]):
         processing. A None line is one the database cannot write exactly as Python would (see the notes above
         ``_Dialect``): the caller writes it from ``result_batches``, in the same transaction.
         """
-        dialect = self._dialect
+        dialect = dialect_of(self.session)
         params = self._params(filters)
         build = _postgres_csv if dialect == "postgresql" else _sqlite_csv
         sql = driver_sql(build(filters, call_variables, params), dialect)
@@ -151,7 +147,7 @@ class ExportRepository(WorkspaceRepository[Campaign]):
             await cursor.close()
 
     def _params(self, filters: ResultFilters) -> dict[str, Any]:
-        dialect = self._dialect
+        dialect = dialect_of(self.session)
         return {
             "workspace_id": self.workspace_id,
             "campaign_id": filters.campaign_id,
@@ -164,7 +160,7 @@ class ExportRepository(WorkspaceRepository[Campaign]):
     @property
     def compact_json(self) -> bool:
         """Whether ``result_batches`` hands JSON text already compact (SQLite's ``json()`` minifies it)."""
-        return self._dialect != "postgresql"
+        return dialect_of(self.session) != "postgresql"
 
     async def campaign_batches(self, query: Any, batch_size: int) -> AsyncIterator[list[Campaign]]:
         """Campaigns of ``query`` (already scoped to the workspace), newest first, in batches by keyset."""

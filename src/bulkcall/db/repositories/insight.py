@@ -30,7 +30,8 @@ from bulkcall.db.models import (
     PhoneNumber,
 )
 from bulkcall.db.models.campaign import WAITING_SQL
-from bulkcall.db.repositories.dispatch import _json_rows, _one_of, _recordset, dialect_of
+from bulkcall.db.repositories.base import dialect_of
+from bulkcall.db.repositories.dispatch import _json_rows, _one_of, _recordset
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.insight import LAST_BIN, RecentAttempt
 

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, null, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CallAttempt, CallTask, Campaign, Contact, PhoneNumber, TelephonyConnection
+from bulkcall.db.repositories.base import dialect_of
 from bulkcall.db.repositories.campaigns import UNFINISHED_TASK_STATUSES, zone_key_sql, zone_source_sql
 
 # Ids (or phones) per IN (...) list: well under SQLite's bound-variable limit.
@@ -87,7 +88,7 @@ class PlanningRepository:
         self.workspace_id = workspace_id
 
     async def _groups(self, source: str, params: dict[str, Any], *expanding: str, by_country: bool) -> list[ZoneGroup]:
-        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+        if dialect_of(self.session) == "postgresql":
             # A list of a million members is hashed against the contacts: in 4 MB of memory that is 16 batches
             # written to disk and read back; JIT costs more than it saves on these one-off statements.
             await self.session.execute(text("SET LOCAL work_mem = '64MB'"))
@@ -221,7 +222,7 @@ class PlanningRepository:
         return result, found
 
     async def history(self, campaign_id: int) -> History:
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else "sqlite"
+        dialect = dialect_of(self.session)
         seconds: Any
         if dialect == "postgresql":
             seconds = func.extract("epoch", CallAttempt.ended_at - CallAttempt.dialed_at)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CallTask, CampaignEvent
 from bulkcall.db.models.campaign import NOT_PENDING_SQL
-from bulkcall.db.repositories.base import rows_changed
+from bulkcall.db.repositories.base import dialect_of, rows_changed
 from bulkcall.db.types import UTCDateTime
 
 TASK_COMPLETED = "task.completed"
@@ -27,7 +27,7 @@ _DATA_KEYS = ("campaign_id", "task_id", "contact_id", "status", "skip_reason", "
 
 
 def _postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
+    return dialect_of(session) == "postgresql"
 
 
 def txid_expression(session: AsyncSession) -> ColumnElement[Any]:

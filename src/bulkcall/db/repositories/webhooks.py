@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bulkcall.db.models import CampaignEvent, WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from bulkcall.db.models.webhook import PENDING_SQL, WebhookFanoutCursor
-from bulkcall.db.repositories.base import WorkspaceRepository, rows_changed
+from bulkcall.db.repositories.base import WorkspaceRepository, dialect_of, rows_changed
 from bulkcall.db.types import sqlite_timestamp
 
 # Advisory lock (PostgreSQL): one fan-out at a time across processes (dispatch sweeps use 0x62630002).
@@ -22,7 +22,7 @@ FANOUT_LOCK = 0x62630003
 
 
 def _postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
+    return dialect_of(session) == "postgresql"
 
 
 class WebhookEndpointRepository(WorkspaceRepository[WebhookEndpoint]):
