@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from bulkcall.app import create_app
 from bulkcall.db.engine import Database
 from bulkcall.db.models import WebhookEndpoint
+from bulkcall.kit import net
 from bulkcall.settings import Settings
 from tests.conftest import data, new_key
 
@@ -169,6 +172,32 @@ async def test_a_public_address_is_accepted_and_a_patch_is_checked_too(strict_ap
     endpoint = data(await strict_api.post("/webhook_endpoints", json={"url": "https://93.184.216.34/hooks"}), 201)
     errors = _errors(await strict_api.patch(f"/webhook_endpoints/{endpoint['id']}", json={"url": URL}))
     assert "private" in errors["url"][0]
+
+
+async def test_no_database_lock_is_held_while_the_url_resolves(
+    strict_api: httpx.AsyncClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow resolver must not stall the service: on SQLite the request's write lock would block every
+    other writer (the dispatcher above all) until the name resolved."""
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_resolve(host: str, port: int, within_seconds: float) -> list[str]:
+        asked.set()
+        await answer.wait()
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(net, "resolve", slow_resolve)
+    created = asyncio.create_task(strict_api.post("/webhook_endpoints", json={"url": "https://hooks.example/in"}))
+    await asyncio.wait_for(asked.wait(), timeout=10)
+
+    async def write_elsewhere() -> None:
+        async with database.session(write=True) as session, session.begin():
+            await session.execute(text("UPDATE workspaces SET name = name"))
+
+    # While the name resolves, another writer gets through (it would wait 30 s for the lock).
+    await asyncio.wait_for(write_elsewhere(), timeout=10)
+    answer.set()
+    assert data(await created, 201)["url"] == "https://hooks.example/in"
 
 
 async def test_private_destinations_are_allowed_with_the_setting(api: httpx.AsyncClient) -> None:

@@ -53,7 +53,10 @@ def _repo(ctx: ServiceContext) -> WebhookEndpointRepository:
     return WebhookEndpointRepository(ctx.session, ctx.workspace_id)
 
 
-async def _check_url(url: str, allow_private: bool) -> None:
+async def _check_url(ctx: ServiceContext, url: str, allow_private: bool) -> None:
+    # Resolving the name may take seconds: end the request's transaction first, so no lock (SQLite's write
+    # lock above all, which every dispatcher write waits for) is held meanwhile. Nothing was written yet.
+    await ctx.session.commit()
     problem = await url_problem(url, allow_private=allow_private)
     if problem is not None:
         raise ValidationFailed.single("url", problem)
@@ -72,7 +75,7 @@ async def list_endpoints(ctx: ServiceContext, page: int, per_page: int) -> tuple
 
 
 async def create_endpoint(ctx: ServiceContext, body: WebhookEndpointCreate, *, allow_private: bool) -> WebhookEndpoint:
-    await _check_url(body.url, allow_private)
+    await _check_url(ctx, body.url, allow_private)
     endpoint = WebhookEndpoint(
         workspace_id=ctx.workspace_id,
         url=body.url,
@@ -99,7 +102,7 @@ async def update_endpoint(
     if not values:
         return endpoint
     if "url" in values and values["url"] != endpoint.url:
-        await _check_url(values["url"], allow_private)
+        await _check_url(ctx, values["url"], allow_private)
     if values.get("enabled") is True:
         values.update(consecutive_failures=0, disabled_at=None, disabled_reason=None)
     for field, value in values.items():
