@@ -473,6 +473,11 @@ VARIED: list[tuple[dict[str, Any], tuple[float, Decimal] | None, set[str]]] = [
     ({"custom_fields": {"product": "Gadget", "company": "Inc"}}, None, set()),  # overrides a variable, in place
     ({"custom_fields": {"tiny": 0.00001}}, None, {"sqlite"}),  # PostgreSQL writes 0.00001, Python 1e-05
     ({"company": "Acme, Inc.\nEU"}, (0.5, Decimal("0.0001")), {"sqlite", "postgresql"}),
+    (
+        {"first_name": "@sum", "last_name": "+1 (415)", "company": "\rCR", "email": "a-b@c.d"},
+        None,
+        {"sqlite", "postgresql"},
+    ),
     ({"first_name": "Bo"}, (0.1 + 0.2, Decimal("0.0125")), set()),  # 0.30000000000000004: Python rounds it
 ]
 
