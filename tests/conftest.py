@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+import structlog
 from fastapi import FastAPI
 
-from bulkcall.app import create_app
+from bulkcall.app import create_app, install_state
 from bulkcall.db.admin import libpq_dsn, scratch_postgres_database
 from bulkcall.db.engine import Database
 from bulkcall.db.migrate import upgrade
 from bulkcall.db.models import Base
-from bulkcall.kit.clock import SystemClock
+from bulkcall.kit.clock import Clock, SystemClock
 from bulkcall.services.workspaces import create_key
 from bulkcall.settings import Settings
 
@@ -33,6 +35,26 @@ BACKENDS = [
         ],
     ),
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plain_logged_tracebacks() -> Iterator[None]:
+    """structlog's default console renderer draws a logged exception with rich, every frame's locals shown.
+
+    That took seconds for one error inside the app (7 s for the export test whose stream fails); tests log
+    tracebacks plainly instead, as ``configure_logging`` does in production. The rest stays the default.
+    """
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[
+            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+            if isinstance(processor, structlog.dev.ConsoleRenderer)
+            else processor
+            for processor in saved["processors"]
+        ]
+    )
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")
@@ -81,9 +103,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def settings_for(database_url: str) -> Settings:
+    return Settings(database_url=database_url, allow_private_webhook_urls=True)
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, allow_private_webhook_urls=True)
+    return settings_for(database_url)
 
 
 @pytest.fixture
@@ -93,10 +119,40 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
+@pytest.fixture(scope="session")
+def shared_app() -> FastAPI:
+    """One app for the whole session, given fresh state by ``started_app`` for each test.
+
+    FastAPI prepares an app's routes on its first requests (~4 ms a route, ~90 ms an app): most of an API
+    test's time on SQLite when every test built its own app. Requests and the lifespan read everything else
+    from ``app.state``. Its placeholder database is never connected to: each test installs its own.
+    """
+    placeholder = settings_for("sqlite://")
+    return create_app(placeholder, database=Database(placeholder.database_url))
+
+
+_started_apps: set[FastAPI] = set()
+
+
+@asynccontextmanager
+async def started_app(
+    application: FastAPI, settings: Settings, database: Database, clock: Clock | None = None
+) -> AsyncIterator[FastAPI]:
+    """``application`` with fresh state (this test's settings, database, clock; new jobs and ingestion), started."""
+    # A second start within one test would swap the state under the first's clients (e.g. its clock).
+    assert application not in _started_apps, "the shared app is already started for this test: use one fixture"
+    _started_apps.add(application)
+    try:
+        install_state(application, settings, database, clock or SystemClock())
+        async with application.router.lifespan_context(application):
+            yield application
+    finally:
+        _started_apps.discard(application)
+
+
 @pytest.fixture
-async def app(settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, database=database)
-    async with application.router.lifespan_context(application):
+async def app(shared_app: FastAPI, settings: Settings, database: Database) -> AsyncIterator[FastAPI]:
+    async with started_app(shared_app, settings, database) as application:
         yield application
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import State
 
 from bulkcall import __version__
 from bulkcall.api.bodies import add_body_schemas
@@ -55,24 +56,29 @@ def create_app(
     """
     owns_database = database is None
     db = database or Database(settings.database_url)
-    jobs = BackgroundJobs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from bulkcall.services.startup import on_startup
 
+        # Everything comes from app.state as it is at start-up (see install_state), as requests read it.
+        state = app.state
         await on_startup(app)
         stop = asyncio.Event()
         engine_task = None
+        jobs: BackgroundJobs = state.jobs
         if background_loops:
             engine = DispatchEngine(
-                db, app.state.clock, engine_config(settings), simulator_event_log=settings.simulator_event_log
+                state.database,
+                state.clock,
+                engine_config(state.settings),
+                simulator_event_log=state.settings.simulator_event_log,
             )
-            app.state.engine = engine
-            app.state.ingestion = engine.ingestion
+            state.engine = engine
+            state.ingestion = engine.ingestion
             engine_task = jobs.start_daemon("dispatch", engine.run(stop))
-            sender = WebhookSender(db, app.state.clock, webhook_config(settings))
-            app.state.webhooks = sender
+            sender = WebhookSender(state.database, state.clock, webhook_config(state.settings))
+            state.webhooks = sender
             jobs.start_daemon("webhooks", sender.run(stop))
         try:
             yield
@@ -91,13 +97,7 @@ def create_app(
         lifespan=lifespan,
         responses=COMMON_ERRORS,
     )
-    app.state.settings = settings
-    app.state.database = db
-    app.state.clock = clock or SystemClock()
-    app.state.jobs = jobs
-    # Callbacks arriving over HTTP; a process that dials replaces this with its engine's (same path).
-    parsers = build_providers(ProviderRuntime(deliver=None, now=app.state.clock.now))
-    app.state.ingestion = Ingestion(db, app.state.clock, parsers.get)
+    install_state(app, settings, db, clock or SystemClock())
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
@@ -121,10 +121,22 @@ def create_app(
     # Added innermost first: the request context must wrap everything else.
     app.add_middleware(IdempotencyMiddleware, database=lambda: app.state.database, clock=lambda: app.state.clock)
     app.add_middleware(UnstorableTextMiddleware)
-    app.add_middleware(
-        BodySizeLimitMiddleware,
-        max_json_bytes=settings.max_json_body_bytes,
-        max_upload_bytes=settings.max_upload_bytes,
-    )
+    app.add_middleware(BodySizeLimitMiddleware, settings=lambda: app.state.settings)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def install_state(app: FastAPI, settings: Settings, database: Database, clock: Clock) -> None:
+    """Give ``app`` what its requests and its lifespan use: settings, database, clock, jobs, ingestion.
+
+    Call it before the app starts. ``create_app`` does; the tests build one app and give it fresh state
+    for each test, because FastAPI prepares an app's routes on its first requests (~90 ms an app).
+    """
+    app.state = State()  # nothing of a previous state is left
+    app.state.settings = settings
+    app.state.database = database
+    app.state.clock = clock
+    app.state.jobs = BackgroundJobs()
+    # Callbacks arriving over HTTP; a process that dials replaces this with its engine's (same path).
+    parsers = build_providers(ProviderRuntime(deliver=None, now=clock.now))
+    app.state.ingestion = Ingestion(database, clock, parsers.get)

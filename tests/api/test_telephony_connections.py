@@ -325,6 +325,7 @@ def debug_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    structlog_config = structlog.get_config()
     monkeypatch.setattr(sys, "stderr", buffer)
     configure_logging("DEBUG")
     try:
@@ -335,7 +336,7 @@ def debug_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
         for handler in handlers:
             root.addHandler(handler)
         root.setLevel(level)
-        structlog.reset_defaults()
+        structlog.configure(**structlog_config)  # the tests' own set-up (conftest), not structlog's defaults
 
 
 async def test_secret_never_appears_in_logs(api: httpx.AsyncClient, debug_log: io.StringIO) -> None:

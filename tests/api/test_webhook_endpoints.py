@@ -16,7 +16,7 @@ from bulkcall.db.engine import Database
 from bulkcall.db.models import WebhookEndpoint
 from bulkcall.kit import net
 from bulkcall.settings import Settings
-from tests.conftest import data, new_key
+from tests.conftest import data, new_key, started_app
 
 URL = "http://127.0.0.1:9/hooks"
 
@@ -135,11 +135,19 @@ async def test_enabling_again_clears_an_automatic_disable(api: httpx.AsyncClient
 # -- private destinations --------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def strict_shared_app() -> FastAPI:
+    """A second shared app (see ``shared_app``): a test may use both it and ``api``."""
+    placeholder = Settings(database_url="sqlite://")
+    return create_app(placeholder, database=Database(placeholder.database_url))
+
+
 @pytest.fixture
-async def strict_api(database_url: str, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+async def strict_api(
+    strict_shared_app: FastAPI, database_url: str, database: Database
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app where private webhook URLs are refused (the production default)."""
-    application = create_app(Settings(database_url=database_url), database=database)
-    async with application.router.lifespan_context(application):
+    async with started_app(strict_shared_app, Settings(database_url=database_url), database) as application:
         key = await new_key(database)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=application),

@@ -15,13 +15,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from bulkcall.app import create_app
 from bulkcall.db.engine import Database
 from bulkcall.db.models import CallAttempt
 from bulkcall.dispatch.engine import DispatchEngine, EngineConfig
 from bulkcall.kit.clock import FixedClock
 from bulkcall.settings import Settings
-from tests.conftest import data, new_key
+from tests.conftest import data, new_key, started_app
 
 # A Wednesday, 15:00 UTC: 11:00 in New York (EDT), 20:30 in Kolkata.
 START = datetime(2026, 6, 3, 15, 0, tzinfo=UTC)
@@ -39,10 +38,17 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-async def engine_app(settings: Settings, database: Database, clock: FixedClock) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, database=database, clock=clock)
-    async with application.router.lifespan_context(application):
+async def engine_app(
+    shared_app: FastAPI, settings: Settings, database: Database, clock: FixedClock
+) -> AsyncIterator[FastAPI]:
+    async with started_app(shared_app, settings, database, clock) as application:
         yield application
+
+
+@pytest.fixture
+def app(engine_app: FastAPI) -> FastAPI:
+    """The shared conftest's clients (``other_api``, ``anon``) talk to the engine's app, with its clock."""
+    return engine_app
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from bulkcall.db.repositories.idempotency import IdempotencyRepository
 from bulkcall.kit.clock import Clock
 from bulkcall.kit.context import request_id_var
 from bulkcall.kit.logging import get_logger
+from bulkcall.settings import Settings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -100,17 +101,17 @@ class _TooLarge(Exception):
 class BodySizeLimitMiddleware:
     """413 for bodies over the limit: JSON bodies are small, multipart uploads may be large."""
 
-    def __init__(self, app: ASGIApp, *, max_json_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, settings: Callable[[], Settings]) -> None:
         self.app = app
-        self.max_json_bytes = max_json_bytes
-        self.max_upload_bytes = max_upload_bytes
+        self.settings = settings  # read per request, like the app's other state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        settings = self.settings()
         content_type = (_header(scope, b"content-type") or "").lower()
-        limit = self.max_upload_bytes if content_type.startswith("multipart/") else self.max_json_bytes
+        limit = settings.max_upload_bytes if content_type.startswith("multipart/") else settings.max_json_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _send_response(send, _too_large(limit))
