@@ -139,7 +139,8 @@ async def finish_attempts(session: AsyncSession, now: datetime, results: Sequenc
     await queries.update_attempts(session, attempt_rows)
     await queries.update_tasks(session, task_rows)
     await queries.insert_events(session, events)
-    await guard_campaigns(session, now, [c for c in campaigns.values() if c.status == "running"])
+    running = sorted((c for c in campaigns.values() if c.status == "running"), key=lambda c: c.id)  # lock order
+    await guard_campaigns(session, now, running)
     return set(campaigns)
 
 

@@ -223,13 +223,16 @@ async def running_campaigns(session: AsyncSession) -> list[Campaign]:
 async def campaign_statuses(session: AsyncSession, campaign_ids: Sequence[int], *, share_lock: bool) -> dict[int, str]:
     """Current statuses; with ``share_lock`` the rows stay locked against lifecycle changes (pause, cancel)
     until this transaction ends, so "pause means stop" holds across processes."""
-    query = select(Campaign.id, Campaign.status).where(Campaign.id.in_(list(campaign_ids)))
+    # Rows are locked in id order, as every transaction that locks several campaigns does (a claim setting
+    # their ``dispatch_blocker``): two transactions locking the same campaigns in different orders deadlock.
+    query = select(Campaign.id, Campaign.status).where(Campaign.id.in_(list(campaign_ids))).order_by(Campaign.id)
     if share_lock and dialect_of(session) == "postgresql":
         # A campaign not dialed yet gets ``first_dialed_at`` in this transaction (``mark_dialing``): take the
         # row's update lock now. Upgrading a share lock later deadlocks with another worker holding one too.
         await session.execute(
             select(Campaign.id)
             .where(Campaign.id.in_(list(campaign_ids)), Campaign.first_dialed_at.is_(None))
+            .order_by(Campaign.id)
             .with_for_update(key_share=True)
         )
         query = query.with_for_update(read=True)
@@ -491,7 +494,7 @@ async def skip_tasks(session: AsyncSession, task_ids: Sequence[int], reason: str
 
 
 async def set_dispatch_blockers(session: AsyncSession, blockers: dict[int, str | None]) -> None:
-    for campaign_id, blocker in blockers.items():
+    for campaign_id, blocker in sorted(blockers.items()):  # id order: see ``campaign_statuses``
         await session.execute(
             update(Campaign)
             .where(Campaign.id == campaign_id, Campaign.dispatch_blocker.is_distinct_from(blocker))
