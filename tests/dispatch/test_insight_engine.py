@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bulkcall.db.engine import Database
 from bulkcall.db.models import (
@@ -344,39 +344,37 @@ async def test_analytics_reconcile_with_the_attempts_over_days_retries_and_timez
 
 
 async def stats_rows(database: Database, campaign_id: int) -> tuple[list[Any], ...]:
+    """The campaign's statistics per key, summed over the shards (PostgreSQL spreads writers over them)."""
+    call, reach, talk = CampaignCallStat, CampaignReachStat, CampaignTalkStat
+    call_keys = (call.bucket, call.phone_number_id, call.attempt_number, call.outcome)
+    reach_keys = (reach.bucket, reach.kind, reach.prev_bucket)
+    talk_keys = (talk.bucket, talk.bin)
     async with database.session(write=False) as session:
         calls = await session.execute(
-            select(CampaignCallStat)
-            .where(CampaignCallStat.campaign_id == campaign_id)
-            .order_by(*CampaignCallStat.__table__.primary_key)
+            select(*call_keys, func.sum(call.attempts), func.sum(call.talk_seconds), func.sum(call.cost))
+            .where(call.campaign_id == campaign_id)
+            .group_by(*call_keys)
+            .order_by(*call_keys)
         )
-        reach = await session.execute(
-            select(
-                CampaignReachStat.bucket, CampaignReachStat.kind, CampaignReachStat.prev_bucket, CampaignReachStat.tasks
-            )
-            .where(CampaignReachStat.campaign_id == campaign_id)
-            .order_by(CampaignReachStat.bucket, CampaignReachStat.kind, CampaignReachStat.prev_bucket)
+        reaches = await session.execute(
+            select(*reach_keys, func.sum(reach.tasks))
+            .where(reach.campaign_id == campaign_id)
+            .group_by(*reach_keys)
+            .order_by(*reach_keys)
         )
-        talk = await session.execute(
-            select(CampaignTalkStat.bucket, CampaignTalkStat.bin, CampaignTalkStat.calls)
-            .where(CampaignTalkStat.campaign_id == campaign_id)
-            .order_by(CampaignTalkStat.bucket, CampaignTalkStat.bin)
+        talks = await session.execute(
+            select(*talk_keys, func.sum(talk.calls))
+            .where(talk.campaign_id == campaign_id)
+            .group_by(*talk_keys)
+            .order_by(*talk_keys)
         )
         return (
             [
-                (
-                    r.bucket,
-                    r.phone_number_id,
-                    r.attempt_number,
-                    r.outcome,
-                    r.attempts,
-                    pytest.approx(r.talk_seconds),
-                    r.cost,
-                )
-                for r in calls.scalars()
+                (bucket, number, tries, outcome, int(attempts), pytest.approx(float(talk)), pytest.approx(float(cost)))
+                for bucket, number, tries, outcome, attempts, talk, cost in calls
             ],
-            [tuple(r) for r in reach],
-            [tuple(r) for r in talk],
+            [(bucket, kind, prev, int(tasks)) for bucket, kind, prev, tasks in reaches],
+            [(bucket, index, int(calls)) for bucket, index, calls in talks],
         )
 
 

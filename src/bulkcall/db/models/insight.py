@@ -5,14 +5,16 @@ Every table is keyed by UTC quarter-hour (``bucket`` = seconds since the epoch /
 offset is a multiple of 15 minutes, so a campaign-local day or hour is a whole number of buckets in any zone:
 the campaign's timezone is applied when reading, and changing it (while paused) re-reads the same figures
 exactly. The rows are written in the transaction that ends the attempts (``dispatch/outcomes.finish_attempts``,
-the one place an attempt ends), by upserts that add to the counters.
+the one place an attempt ends), by upserts that add to the counters. On PostgreSQL each transaction adds to the
+rows of one ``shard`` (picked at random per transaction): concurrent workers ending calls of one campaign in
+the same quarter-hour would otherwise all wait for the same rows until each commits. Readers sum over shards.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Float, Integer, Numeric, String
+from sqlalchemy import BigInteger, Float, Integer, Numeric, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bulkcall.db.models.base import Base
@@ -28,6 +30,8 @@ class CampaignCallStat(Base):
     phone_number_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     attempt_number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # Spreads concurrent writers over rows (PostgreSQL; always 0 on SQLite's single writer). Readers sum.
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer)
     # ``duration_seconds`` of the answered attempts among them (talk time); 0 for other outcomes.
     talk_seconds: Mapped[float] = mapped_column(Float)
@@ -49,6 +53,8 @@ class CampaignReachStat(Base):
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     prev_bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Spreads concurrent writers over rows (PostgreSQL; always 0 on SQLite's single writer). Readers sum.
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False, server_default="0")
     tasks: Mapped[int] = mapped_column(Integer)
 
 
@@ -60,6 +66,8 @@ class CampaignTalkStat(Base):
     campaign_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     bin: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Spreads concurrent writers over rows (PostgreSQL; always 0 on SQLite's single writer). Readers sum.
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False, server_default="0")
     calls: Mapped[int] = mapped_column(Integer)
 
 

@@ -8,6 +8,7 @@ Reads sum those statistics over a bucket range, or probe indexes; none of them r
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,9 @@ _REACH_STATS = cast(Table, CampaignReachStat.__table__)
 _TALK_STATS = cast(Table, CampaignTalkStat.__table__)
 _TASK_COUNTS = cast(Table, CampaignTaskCount.__table__)
 
+# Rows per statistics key on PostgreSQL: two transactions of one campaign and quarter-hour wait on each other
+# only when they draw the same shard.
+STAT_SHARDS = 16
 CALL_KEYS = ("campaign_id", "bucket", "phone_number_id", "attempt_number", "outcome")
 CALL_SUMS = ("attempts", "talk_seconds", "cost")
 REACH_KEYS = ("campaign_id", "bucket", "kind", "prev_bucket")
@@ -110,9 +114,14 @@ async def _add(
 async def add_stats(
     session: AsyncSession, calls: list[dict[str, Any]], reach: list[dict[str, Any]], talk: list[dict[str, Any]]
 ) -> None:
-    await _add(session, _CALL_STATS, CALL_KEYS, CALL_SUMS, calls)
-    await _add(session, _REACH_STATS, REACH_KEYS, REACH_SUMS, reach)
-    await _add(session, _TALK_STATS, TALK_KEYS, TALK_SUMS, talk)
+    """Add to the statistics, in the rows of one shard for the whole transaction (see ``models.insight``)."""
+    shard = random.randrange(STAT_SHARDS) if dialect_of(session) == "postgresql" else 0
+    for table, keys, sums, rows in (
+        (_CALL_STATS, CALL_KEYS, CALL_SUMS, calls),
+        (_REACH_STATS, REACH_KEYS, REACH_SUMS, reach),
+        (_TALK_STATS, TALK_KEYS, TALK_SUMS, talk),
+    ):
+        await _add(session, table, (*keys, "shard"), sums, [{**row, "shard": shard} for row in rows])
 
 
 async def recent_attempts(session: AsyncSession, campaign_id: int, limit: int) -> list[RecentAttempt]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 19:59:27.262301
+Create Date: 2026-11-27 21:09:54.610288
 """
 
 from __future__ import annotations
@@ -139,11 +139,18 @@ def upgrade() -> None:
         sa.Column("phone_number_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("attempt_number", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("shard", sa.SmallInteger(), server_default="0", autoincrement=False, nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("talk_seconds", sa.Float(), nullable=False),
         sa.Column("cost", sa.Numeric(precision=16, scale=4), nullable=False),
         sa.PrimaryKeyConstraint(
-            "campaign_id", "bucket", "phone_number_id", "attempt_number", "outcome", name=op.f("pk_campaign_call_stats")
+            "campaign_id",
+            "bucket",
+            "phone_number_id",
+            "attempt_number",
+            "outcome",
+            "shard",
+            name=op.f("pk_campaign_call_stats"),
         ),
     )
     op.create_table(
@@ -174,16 +181,20 @@ def upgrade() -> None:
         sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("prev_bucket", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("shard", sa.SmallInteger(), server_default="0", autoincrement=False, nullable=False),
         sa.Column("tasks", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("campaign_id", "bucket", "kind", "prev_bucket", name=op.f("pk_campaign_reach_stats")),
+        sa.PrimaryKeyConstraint(
+            "campaign_id", "bucket", "kind", "prev_bucket", "shard", name=op.f("pk_campaign_reach_stats")
+        ),
     )
     op.create_table(
         "campaign_talk_stats",
         sa.Column("campaign_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("bin", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("shard", sa.SmallInteger(), server_default="0", autoincrement=False, nullable=False),
         sa.Column("calls", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("campaign_id", "bucket", "bin", name=op.f("pk_campaign_talk_stats")),
+        sa.PrimaryKeyConstraint("campaign_id", "bucket", "bin", "shard", name=op.f("pk_campaign_talk_stats")),
     )
     op.create_table(
         "campaign_task_counts",
