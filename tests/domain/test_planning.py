@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bulkcall.domain.planning import (
@@ -181,6 +181,9 @@ def test_more_contacts_are_never_faster(demands: list[ZoneDemand], index: int, m
     handle=st.floats(min_value=5, max_value=600),
     longer=st.floats(min_value=1, max_value=600),
 )
+# Exactly half an attempt left (2 contacts, half retried twice): float sums once fell just below the "done" line
+# for the longer calls only, which then finished before their last retries.
+@example(demands=[ZoneDemand(("UTC",), 2)], handle=5.0, longer=547.125)
 def test_longer_calls_are_never_faster(demands: list[ZoneDemand], handle: float, longer: float) -> None:
     short = run(demands, handle=handle, windows=ALWAYS)
     long = run(demands, handle=handle + longer, windows=ALWAYS)

@@ -37,8 +37,10 @@ from bulkcall.domain.schedule import Interval, dialable_intervals, first_instant
 from bulkcall.domain.windows import DayWindow
 
 WEEK = timedelta(days=7)
-# How much expected work (attempts) may be left for the campaign to count as done.
-DONE_BELOW = 0.5
+# How much expected work (attempts) may be left for the campaign to count as done. Less a hair: work that is
+# exactly half an attempt must not count as done when float sums land a rounding error below it and not
+# when they land on it (2 contacts with half retried twice leave exactly 0.5 either way).
+DONE_BELOW = 0.5 - 1e-9
 # Longest duration the model follows before answering "not within this span".
 MAX_SPAN = timedelta(days=3 * 365)
 # The simulation takes about this many steps over the campaign's likely span (more: slower, barely better).
