@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import csv
 import io
+import resource
 import sqlite3
 import sys
 import time
@@ -105,7 +106,8 @@ async def measure_results_export(
     date_to: date | None = None,
 ) -> dict[str, Any]:
     """Stream one results export to nowhere: ``rows``, ``seconds``, ``cpu_seconds`` (this process: SQLite's work
-    included, PostgreSQL's server not), ``rows_per_second``, ``megabytes``,
+    included, PostgreSQL's server not), ``worker_cpu_seconds`` and ``worker_peak_rss_mb`` (SQLite's export
+    worker process; 0 when none ran), ``rows_per_second``, ``megabytes``,
     ``peak_rss_mb`` (this process's high-water mark, so measure in a fresh process for a clean figure)."""
     database = Database(url)
     try:
@@ -115,10 +117,14 @@ async def measure_results_export(
         lines = 0
         size = 0
         started, cpu_started = time.perf_counter(), time.process_time()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_peak = 0.0
         async for chunk in exports.results_chunks(database, workspace_id, export):
             lines += chunk.count(b"\n")
             size += len(chunk)
+            worker_peak = max(worker_peak, children_peak_rss_mb())
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         await database.dispose()
     rows = lines - (1 if fmt is exports.ExportFormat.CSV else 0)
@@ -129,7 +135,26 @@ async def measure_results_export(
         "rows_per_second": rows / seconds if seconds else 0.0,
         "megabytes": size / 1e6,
         "peak_rss_mb": peak_rss_mb(),
+        "worker_cpu_seconds": (children.ru_utime + children.ru_stime)
+        - (children_before.ru_utime + children_before.ru_stime),
+        "worker_peak_rss_mb": worker_peak,
     }
+
+
+def children_peak_rss_mb() -> float:
+    """The largest ``VmHWM`` among this process's children now (the export worker). Not ``RUSAGE_CHILDREN``:
+    a child's figure there includes this process's memory it shared until its ``exec``."""
+    peak = 0.0
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+    return peak
 
 
 _BARE = (
@@ -191,7 +216,13 @@ def run(
         f"process CPU {figures['cpu_seconds']:.2f} s); "
         f"bare SELECT + csv of {rows:,} rows {base:.2f} s ({rows / base:,.0f} rows/s); "
         f"ratio {figures['seconds'] / base:.1f}x; peak RSS {figures['peak_rss_mb']:.0f} MB "
-        f"(before the export: {rss_before:.0f} MB)",
+        f"(before the export: {rss_before:.0f} MB)"
+        + (
+            f"; export worker process: CPU {figures['worker_cpu_seconds']:.2f} s, peak RSS "
+            f"{figures['worker_peak_rss_mb']:.0f} MB"
+            if figures["worker_cpu_seconds"]
+            else ""
+        ),
         flush=True,
     )
 

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from bulkcall.db.engine import Database
-from bulkcall.db.models import CallAttempt, CallTask, Campaign
+from bulkcall.db.models import CallAttempt, CallTask, Campaign, Contact
 from bulkcall.db.repositories.exports import ExportRepository, ResultFilters
 from bulkcall.dispatch.engine import DispatchEngine
 from bulkcall.dispatch.outcomes import CallResult, finish_attempts
@@ -536,3 +536,45 @@ async def test_results_csv_lines_from_the_database_are_what_python_writes(
     writer.writerow(exports.RESULT_COLUMNS)
     writer.writerows(exports._csv_row(call_variables, field, repo.compact_json) for field in fields)
     assert streamed == buffer.getvalue().encode("utf-8")
+
+
+async def test_csv_lines_in_parts_are_one_snapshot_in_order(
+    api: httpx.AsyncClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite writes a big export's lines in two processes, part by part; the lines are the single connection's,
+    in task order, and a change committed while the export runs shows in none of them (one snapshot)."""
+    world = await make_world(api, simulator=NETWORK)
+    await world.contacts([f"+1415556{number:04d}" for number in range(23)], company="Acme")
+    campaign = await world.launch()
+    filters = ResultFilters(campaign["id"])
+    started: list[Any] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        started.append(args)
+        return await spawn(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", counted)
+    async with database.session(write=False) as session:
+        stored = (await session.execute(select(Campaign).filter_by(id=campaign["id"]))).scalar_one()
+        workspace_id, call_variables = stored.workspace_id, dict(stored.call_variables)
+    async with database.session(write=False) as session:
+        await session.execute(select(1))  # a transaction already open: one connection writes every line
+        single = [
+            line
+            async for batch in ExportRepository(session, workspace_id).csv_lines(filters, call_variables, 4)
+            for line in batch
+        ]
+    assert not started
+    parts: list[tuple[int, str | None]] = []
+    async with database.session(write=False) as session:
+        async for batch in ExportRepository(session, workspace_id).csv_lines(filters, call_variables, 4):
+            if not parts:  # after the first part: every task's company changes, committed
+                async with database.session(write=True) as writer, writer.begin():
+                    await writer.execute(update(Contact).values(company="Changed"))
+            parts.extend(batch)
+    assert parts == single
+    assert [task_id for task_id, _ in parts] == sorted(task_id for task_id, _ in parts)
+    assert len(parts) == 23
+    assert all(line is not None and ",Acme," in line and "Changed" not in line for _, line in parts)
+    assert len(started) == (1 if database.dialect == "sqlite" else 0)
