@@ -8,7 +8,9 @@ even-numbered task a second one (N + N/2 attempts), ended over the 14 days befor
 New York time, with a realistic outcome mix (about 36 % answered, talk 10-300 s, cost 0.013 a started minute)
 and several caller numbers. Tasks whose last outcome is retryable wait (``retry_pending``): a third due now, a
 third for a retry, a third for the next window. The statistics analytics reads are then filled by the code's
-own backfill (``db.repositories.insight.rebuild_stats``, the same figures the engine adds call by call). Other
+own backfill (``db.repositories.insight.rebuild_stats``, the same figures the engine adds call by call); on
+PostgreSQL every key then gets a zero row in each of the other shards, the most rows concurrent workers can
+leave (``STAT_SHARDS`` per key). Other
 benchmarks over such a campaign (the results export) can import ``seed_insight_campaign``.
 
 Then it times ``services.insight.analytics`` (the whole campaign, and one week) and
@@ -51,7 +53,7 @@ from _common import (
     timed,
 )
 from bulkcall.db.engine import Database
-from bulkcall.db.repositories.insight import rebuild_stats
+from bulkcall.db.repositories.insight import STAT_SHARDS, rebuild_stats
 from bulkcall.services import insight
 from bulkcall.services.context import ServiceContext
 
@@ -191,6 +193,17 @@ def _statements(postgres: bool) -> list[str]:
     return [_sql(statement, postgres) for statement in statements]
 
 
+_STAT_TABLES = (
+    (
+        "campaign_call_stats",
+        "campaign_id, bucket, phone_number_id, attempt_number, outcome",
+        "attempts, talk_seconds, cost",
+    ),
+    ("campaign_reach_stats", "campaign_id, bucket, kind, prev_bucket", "tasks"),
+    ("campaign_talk_stats", "campaign_id, bucket, bin", "calls"),
+)
+
+
 def seed_insight_campaign(url: str, tasks: int) -> dict[str, float]:
     """Seed campaign 1 (see the module docstring) into the migrated, empty database at ``url``; returns the
     seconds each phase took."""
@@ -224,6 +237,14 @@ def seed_insight_campaign(url: str, tasks: int) -> dict[str, float]:
     phases["rebuild_stats"] = elapsed[0]
     if postgres:
         with psycopg.connect(pg_dsn(url), autocommit=True) as conn:
+            # The engine's workers spread each key over up to STAT_SHARDS rows; the rebuild writes one. Give every
+            # key a row in every shard (adding zeros: the sums stay) so analytics reads its worst case.
+            for table, keys, sums in _STAT_TABLES:
+                zeros = ", ".join("0" for _ in sums.split(","))
+                conn.execute(
+                    f"INSERT INTO {table} ({keys}, shard, {sums}) SELECT {keys}, s, {zeros} "
+                    f"FROM {table}, generate_series(1, {STAT_SHARDS - 1}) AS s"
+                )
             conn.execute("VACUUM ANALYZE")
     return phases
 
