@@ -36,10 +36,18 @@ def sync_url(database_url: str) -> URL:
     raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
 
 
-def ensure_sqlite_directory(database_url: str) -> None:
+def sqlite_file(database_url: str | URL) -> str | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        return url.database
+    return None
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    path = sqlite_file(database_url)
+    if path is not None:
+        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
 
 
 def configure_sqlite(sync_engine: Any) -> None:

@@ -13,3 +13,8 @@ class ServiceContext:
     session: AsyncSession
     workspace_id: int
     now: datetime
+
+    async def release_locks(self) -> None:
+        """End the request's transaction before waiting on the network (a provider, a resolver): no lock, SQLite's
+        write lock above all (every dispatcher write waits for it), is held for seconds. Call it before writing."""
+        await self.session.commit()

@@ -120,9 +120,7 @@ async def check_connection(ctx: ServiceContext, connection_id: int) -> Connectio
         config=load_config(row.provider, row.config, row.secrets),
         signing_secret=row.signing_secret,
     )
-    # The provider may take seconds to answer: end the request's transaction first, so no lock (SQLite's
-    # write lock above all, which every dispatcher write waits for) is held while waiting on the network.
-    await ctx.session.commit()
+    await ctx.release_locks()  # the provider may take seconds to answer
     started = time.perf_counter()
     if spec.factory is None:
         ok, detail = False, f"provider {row.provider!r} cannot be checked"

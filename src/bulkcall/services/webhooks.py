@@ -54,9 +54,7 @@ def _repo(ctx: ServiceContext) -> WebhookEndpointRepository:
 
 
 async def _check_url(ctx: ServiceContext, url: str, allow_private: bool) -> None:
-    # Resolving the name may take seconds: end the request's transaction first, so no lock (SQLite's write
-    # lock above all, which every dispatcher write waits for) is held meanwhile. Nothing was written yet.
-    await ctx.session.commit()
+    await ctx.release_locks()  # resolving the name may take seconds; nothing was written yet
     problem = await url_problem(url, allow_private=allow_private)
     if problem is not None:
         raise ValidationFailed.single("url", problem)

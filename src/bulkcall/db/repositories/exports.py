@@ -31,6 +31,7 @@ import aiosqlite
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bulkcall.db.engine import sqlite_file
 from bulkcall.db.models import CallAttempt, CallTask, Campaign, CampaignAudienceEntry, ContactListMember
 from bulkcall.db.repositories import sqlite_export_worker as export_worker
 from bulkcall.db.repositories.base import WorkspaceRepository, dialect_of
@@ -122,12 +123,23 @@ class ExportRepository(WorkspaceRepository[Campaign]):
         processing. A None line is one the database cannot write exactly as Python would (see the notes above
         ``_Dialect``): the caller writes it from ``result_batches``, in the same transaction.
         """
-        dialect = dialect_of(self.session)
         path = self._sqlite_file()
-        if dialect == "sqlite" and path is not None and not filters.ranged and not self.session.in_transaction():
-            async for lines in self._sqlite_two_process_lines(path, filters, call_variables, batch_size):
-                yield lines
-            return
+        if (
+            path is not None
+            and not filters.ranged
+            and not self.session.in_transaction()
+            and await _counted_tasks(path, filters.campaign_id) > batch_size
+        ):
+            source = self._sqlite_two_process_lines(path, filters, call_variables, batch_size)
+        else:
+            source = self._one_connection_lines(filters, call_variables, batch_size)
+        async for lines in source:
+            yield lines
+
+    async def _one_connection_lines(
+        self, filters: ResultFilters, call_variables: Mapping[str, Any], batch_size: int
+    ) -> AsyncIterator[list[tuple[int, str | None]]]:
+        dialect = dialect_of(self.session)
         params = self._params(filters)
         build = _postgres_csv if dialect == "postgresql" else _sqlite_csv
         sql = driver_sql(build(filters, call_variables, params), dialect)
@@ -159,15 +171,12 @@ class ExportRepository(WorkspaceRepository[Campaign]):
 
     def _sqlite_file(self) -> str | None:
         bind = self.session.bind
-        if bind is None:
-            return None
-        database = (bind.engine if isinstance(bind, AsyncConnection) else bind).url.database
-        return database if database and database != ":memory:" else None
+        return None if bind is None else sqlite_file((bind.engine if isinstance(bind, AsyncConnection) else bind).url)
 
     async def _sqlite_two_process_lines(
         self, path: str, filters: ResultFilters, call_variables: Mapping[str, Any], batch_size: int
     ) -> AsyncIterator[list[tuple[int, str | None]]]:
-        """``csv_lines`` on SQLite, written by two processes at once when there are two parts or more.
+        """``csv_lines`` on SQLite, for a campaign of more than one part, written by two processes at once.
 
         Writing the lines is most of a SQLite export's time, on one core: SQLite runs a statement on one, and
         Python's ``sqlite3`` holds the GIL between row steps, so a second thread does not help (measured:
@@ -351,6 +360,19 @@ class ExportRepository(WorkspaceRepository[Campaign]):
 # Above every task id (ids are 64-bit integers).
 _LAST_ID = 2**63 - 1
 _WORKER = str(Path(export_worker.__file__))
+
+
+async def _counted_tasks(path: str, campaign_id: int) -> int:
+    """The campaign's tasks from its maintained counters, read apart from the export's session (whose first read
+    must come later, under the write lock: see ``_sqlite_two_process_lines``)."""
+    async with (
+        aiosqlite.connect(path) as connection,
+        connection.execute(
+            "SELECT coalesce(sum(tasks), 0) FROM campaign_task_counts WHERE campaign_id = ?", (campaign_id,)
+        ) as cursor,
+    ):
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def _bind(value: datetime | None, dialect: str) -> Any:

@@ -33,6 +33,7 @@ from bulkcall.db.models import (
 from bulkcall.db.models.campaign import WAITING_SQL
 from bulkcall.db.repositories.base import dialect_of
 from bulkcall.db.repositories.dispatch import _json_rows, _one_of, _recordset
+from bulkcall.db.triggers import SHARDS
 from bulkcall.db.types import sqlite_timestamp
 from bulkcall.domain.insight import LAST_BIN, RecentAttempt
 
@@ -41,9 +42,9 @@ _REACH_STATS = cast(Table, CampaignReachStat.__table__)
 _TALK_STATS = cast(Table, CampaignTalkStat.__table__)
 _TASK_COUNTS = cast(Table, CampaignTaskCount.__table__)
 
-# Rows per statistics key on PostgreSQL: two transactions of one campaign and quarter-hour wait on each other
-# only when they draw the same shard.
-STAT_SHARDS = 16
+# Rows per statistics key on PostgreSQL, as for the task counters: two transactions of one campaign and
+# quarter-hour wait on each other only when they draw the same shard.
+STAT_SHARDS = SHARDS
 CALL_KEYS = ("campaign_id", "bucket", "phone_number_id", "attempt_number", "outcome")
 CALL_SUMS = ("attempts", "talk_seconds", "cost")
 REACH_KEYS = ("campaign_id", "bucket", "kind", "prev_bucket")
